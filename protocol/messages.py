@@ -1,0 +1,194 @@
+"""Typed payloads: one model per channel, JSON on the wire.
+
+Times on the wire are integers, milliseconds since the Unix epoch (UTC), named
+``*_ms``; durations are integer milliseconds measured on the gateway's
+monotonic clock. Unknown fields are ignored, so a newer peer may add fields
+without breaking an older one; a missing or ill-typed field is an error.
+"""
+
+from enum import StrEnum
+from typing import Annotated, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from protocol.errors import BadPayload
+from protocol.ids import Ident
+
+MAX_PAYLOAD_BYTES = 4096
+"""Larger payloads are refused before they are parsed."""
+
+Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+"""A request, command or session id: letters, digits, '_' and '-', up to 64."""
+
+BadgeUid = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{4,32}$", to_upper=True)]
+"""A badge UID in hex (EM4100: 10 digits, MIFARE: 8 or 14), upper-cased."""
+
+Millis = Annotated[int, Field(ge=0)]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Reason(StrEnum):
+    """Why an access request was granted or refused, as a stable code."""
+
+    GRANTED = "granted"
+    UNKNOWN_BADGE = "unknown_badge"
+    BADGE_DISABLED = "badge_disabled"
+    MEMBER_INACTIVE = "member_inactive"
+    NOT_CERTIFIED = "not_certified"
+    CERTIFICATION_EXPIRED = "certification_expired"
+    MACHINE_LOCKED_OUT = "machine_locked_out"
+    UNKNOWN_MACHINE = "unknown_machine"
+    UNKNOWN_GATEWAY = "unknown_gateway"
+    REQUEST_EXPIRED = "request_expired"
+    BAD_REQUEST = "bad_request"
+    SERVER_UNREACHABLE = "server_unreachable"  # said by the gateway itself, never sent
+
+
+class GatewayState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"  # said by the gateway on a clean shutdown
+    LOST = "lost"  # said by the broker, as the gateway's last will
+
+
+class GatewayStatus(Message):
+    """Retained on ``.../status``; the last will carries ``lost`` and the same boot."""
+
+    state: GatewayState
+    boot: Annotated[int, Field(ge=1)]
+    software: str = Field(default="", max_length=64)
+    machines: list[Ident] = Field(default_factory=list, max_length=64)
+    at_ms: Millis
+
+
+class MachineStateName(StrEnum):
+    LOCKED = "locked"
+    AUTHORISING = "authorising"
+    UNLOCKED = "unlocked"  # powered, not drawing current: idle
+    RUNNING = "running"  # powered and drawing current
+
+
+class MachineState(Message):
+    """Retained on ``.../machine/<machine>``: what a machine is doing now."""
+
+    machine: Ident
+    state: MachineStateName
+    session_id: Token | None = None
+    member_id: int | None = None
+    at_ms: Millis
+
+
+class AccessRequest(Message):
+    """A badge tapped on a machine: may its holder use it?"""
+
+    request_id: Token
+    machine: Ident
+    badge: BadgeUid
+    sent_at_ms: Millis
+    expires_at_ms: Millis
+
+
+class AccessReply(Message):
+    """The server's answer, echoing ``request_id``; ``reason`` says why."""
+
+    request_id: Token
+    machine: Ident
+    badge: BadgeUid
+    granted: bool
+    reason: Reason
+    message: str = Field(default="", max_length=200)
+    member_id: int | None = None
+    member_name: str | None = Field(default=None, max_length=120)
+
+
+class EventKind(StrEnum):
+    SESSION_STARTED = "session_started"
+    RUNNING_STARTED = "running_started"
+    RUNNING_STOPPED = "running_stopped"
+    SESSION_ENDED = "session_ended"
+
+
+class DecidedBy(StrEnum):
+    SERVER = "server"
+    CACHE = "cache"
+
+
+class UsageEvent(Message):
+    """Something that happened in a usage session, journaled on the gateway.
+
+    ``seq`` is strictly increasing per gateway, across reboots; the server
+    applies each (gateway, seq) once. The duration fields are the session's
+    totals so far (not increments), so applying an older event after a newer
+    one changes nothing.
+    """
+
+    seq: Annotated[int, Field(ge=1)]
+    session_id: Token
+    machine: Ident
+    kind: EventKind
+    at_ms: Millis
+    badge: BadgeUid | None = None
+    member_id: int | None = None
+    decided_by: DecidedBy | None = None
+    unlocked_ms: Millis = 0
+    running_ms: Millis = 0
+    idle_ms: Millis = 0
+    end_reason: str | None = Field(default=None, max_length=40)
+
+
+class EventAck(Message):
+    """The server has durably applied (or refused for good) event ``seq``."""
+
+    seq: Annotated[int, Field(ge=1)]
+    ok: bool = True
+    error: str | None = Field(default=None, max_length=200)
+
+
+class CommandAction(StrEnum):
+    LOCK = "lock"  # end the session once the machine is idle
+    UNLOCK = "unlock"  # power the machine for a session opened by the server
+    REFRESH = "refresh"  # re-publish status and machine states
+
+
+class Command(Message):
+    """An order to a gateway. Never retained; a late or repeated one is dropped."""
+
+    command_id: Token
+    action: CommandAction
+    machine: Ident | None = None
+    issued_at_ms: Millis
+    expires_at_ms: Millis
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class Telemetry(Message):
+    """A sample of a machine's current, at most once (QoS 0)."""
+
+    machine: Ident
+    at_ms: Millis
+    current_a: Annotated[float, Field(ge=0, le=1000)]
+    running: bool
+
+
+M = TypeVar("M", bound=Message)
+
+
+def encode(message: Message) -> bytes:
+    """The compact JSON bytes of ``message``, with absent optional fields left out."""
+    return message.model_dump_json(exclude_none=True).encode()
+
+
+def decode(model: type[M], payload: bytes | bytearray) -> M:
+    """Parse ``payload`` as ``model``, or raise :class:`BadPayload` saying why."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise BadPayload(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}"
+            for e in error.errors(include_url=False)[:3]
+        )
+        raise BadPayload(f"invalid {model.__name__}: {problems}") from None
