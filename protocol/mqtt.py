@@ -72,11 +72,13 @@ def make_client(
     *,
     clean_session: bool = True,
     ca_file: str | None = None,
+    tcp_nodelay: bool = True,
 ) -> paho.Client:
     """A paho client for ``url`` with our manners: MQTT 3.1.1, TCP_NODELAY, TLS if asked.
 
     The caller sets callbacks and a will, then calls ``connect_async`` (or
-    ``connect``) with ``url.host`` and ``url.port``.
+    ``connect``) with ``url.host`` and ``url.port``. ``tcp_nodelay=False``
+    exists only so that a benchmark can show what Nagle's algorithm costs.
     """
     client = paho.Client(
         CallbackAPIVersion.VERSION2,
@@ -84,7 +86,8 @@ def make_client(
         clean_session=clean_session,
         protocol=paho.MQTTv311,
     )
-    client.on_socket_open = _no_delay
+    if tcp_nodelay:
+        client.on_socket_open = _no_delay
     if url.username is not None:
         client.username_pw_set(url.username, url.password)
     if url.tls:
