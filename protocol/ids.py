@@ -8,7 +8,12 @@ from pydantic import StringConstraints
 from protocol.errors import BadTopic
 
 ID_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$"
-"""Lower-case letters, digits and inner hyphens, 1 to 64 characters."""
+"""Lower-case letters, digits and inner hyphens, 1 to 64 characters.
+
+Pydantic checks it with Rust's regex, where ``$`` is the end of the text; in
+Python, ``fullmatch`` is used, since Python's ``$`` also matches before a
+final newline.
+"""
 
 _ID = re.compile(ID_PATTERN)
 
@@ -17,7 +22,7 @@ Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 
 
 def is_valid_id(value: str) -> bool:
-    return bool(_ID.match(value))
+    return bool(_ID.fullmatch(value))
 
 
 def check_id(value: str, what: str = "id") -> str:

@@ -23,11 +23,17 @@ Token = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 BadgeUid = Annotated[str, StringConstraints(pattern=r"^[0-9A-Fa-f]{4,32}$", to_upper=True)]
 """A badge UID in hex (EM4100: 10 digits, MIFARE: 8 or 14), upper-cased."""
 
-Millis = Annotated[int, Field(ge=0)]
+INT64_MAX = 2**63 - 1
+"""Every integer fits a signed 64-bit column or a C ``int64_t``."""
+
+Millis = Annotated[int, Field(ge=0, le=INT64_MAX)]
+Counter = Annotated[int, Field(ge=1, le=INT64_MAX)]
+MemberId = Annotated[int, Field(ge=1, le=INT64_MAX)]
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Strict: "5" is not an integer and 1 is not true; a peer must send the right types.
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
 
 
 class Reason(StrEnum):
@@ -57,9 +63,10 @@ class GatewayStatus(Message):
     """Retained on ``.../status``; the last will carries ``lost`` and the same boot."""
 
     state: GatewayState
-    boot: Annotated[int, Field(ge=1)]
+    boot: Counter
     software: str = Field(default="", max_length=64)
-    machines: list[Ident] = Field(default_factory=list, max_length=64)
+    # 32 ids of 64 characters still fit in MAX_PAYLOAD_BYTES with the other fields.
+    machines: list[Ident] = Field(default_factory=list, max_length=32)
     at_ms: Millis
 
 
@@ -76,7 +83,7 @@ class MachineState(Message):
     machine: Ident
     state: MachineStateName
     session_id: Token | None = None
-    member_id: int | None = None
+    member_id: MemberId | None = None
     at_ms: Millis
 
 
@@ -99,7 +106,7 @@ class AccessReply(Message):
     granted: bool
     reason: Reason
     message: str = Field(default="", max_length=200)
-    member_id: int | None = None
+    member_id: MemberId | None = None
     member_name: str | None = Field(default=None, max_length=120)
 
 
@@ -124,13 +131,13 @@ class UsageEvent(Message):
     one changes nothing.
     """
 
-    seq: Annotated[int, Field(ge=1)]
+    seq: Counter
     session_id: Token
     machine: Ident
     kind: EventKind
     at_ms: Millis
     badge: BadgeUid | None = None
-    member_id: int | None = None
+    member_id: MemberId | None = None
     decided_by: DecidedBy | None = None
     unlocked_ms: Millis = 0
     running_ms: Millis = 0
@@ -141,7 +148,7 @@ class UsageEvent(Message):
 class EventAck(Message):
     """The server has durably applied (or refused for good) event ``seq``."""
 
-    seq: Annotated[int, Field(ge=1)]
+    seq: Counter
     ok: bool = True
     error: str | None = Field(default=None, max_length=200)
 

@@ -1,0 +1,135 @@
+"""One complete and one minimal example of every message of the contract."""
+
+from protocol.messages import (
+    AccessReply,
+    AccessRequest,
+    Command,
+    CommandAction,
+    DecidedBy,
+    EventAck,
+    EventKind,
+    GatewayState,
+    GatewayStatus,
+    MachineState,
+    MachineStateName,
+    Message,
+    Reason,
+    Telemetry,
+    UsageEvent,
+)
+from protocol.topics import Channel
+
+T0 = 1_767_225_600_000
+"""2026-01-01T00:00:00Z in milliseconds since the Unix epoch."""
+
+MODELS: list[type[Message]] = [
+    GatewayStatus,
+    MachineState,
+    AccessRequest,
+    AccessReply,
+    UsageEvent,
+    EventAck,
+    Command,
+    Telemetry,
+]
+
+COMPLETE: dict[type[Message], Message] = {
+    GatewayStatus: GatewayStatus(
+        state=GatewayState.ONLINE,
+        boot=42,
+        software="atelier-access 0.1.0",
+        machines=["brother-s7200", "overlocker-1"],
+        at_ms=T0,
+    ),
+    MachineState: MachineState(
+        machine="brother-s7200",
+        state=MachineStateName.RUNNING,
+        session_id="b42-17",
+        member_id=1234,
+        at_ms=T0 + 5_000,
+    ),
+    AccessRequest: AccessRequest(
+        request_id="r-8f14e45f",
+        machine="brother-s7200",
+        badge="04A1B2C3D4E5F6",
+        sent_at_ms=T0,
+        expires_at_ms=T0 + 500,
+    ),
+    AccessReply: AccessReply(
+        request_id="r-8f14e45f",
+        machine="brother-s7200",
+        badge="04A1B2C3D4E5F6",
+        granted=False,
+        reason=Reason.CERTIFICATION_EXPIRED,
+        message="Certification « piqueuse plate » expirée le 12/01",
+        member_id=1234,
+        member_name="Camille",
+    ),
+    UsageEvent: UsageEvent(
+        seq=1017,
+        session_id="b42-17",
+        machine="brother-s7200",
+        kind=EventKind.SESSION_ENDED,
+        at_ms=T0 + 3_600_000,
+        badge="04A1B2C3D4E5F6",
+        member_id=1234,
+        decided_by=DecidedBy.CACHE,
+        unlocked_ms=3_600_000,
+        running_ms=2_400_000,
+        idle_ms=1_200_000,
+        end_reason="badge_out",
+    ),
+    EventAck: EventAck(seq=1017, ok=False, error="unknown session"),
+    Command: Command(
+        command_id="c-77",
+        action=CommandAction.LOCK,
+        machine="brother-s7200",
+        issued_at_ms=T0,
+        expires_at_ms=T0 + 60_000,
+        reason="workshop closing",
+    ),
+    Telemetry: Telemetry(machine="brother-s7200", at_ms=T0, current_a=2.75, running=True),
+}
+
+MINIMAL_JSON: dict[type[Message], dict[str, object]] = {
+    GatewayStatus: {"state": "lost", "boot": 1, "at_ms": 0},
+    MachineState: {"machine": "m1", "state": "locked", "at_ms": T0},
+    AccessRequest: {
+        "request_id": "r1",
+        "machine": "m1",
+        "badge": "0A1B",
+        "sent_at_ms": T0,
+        "expires_at_ms": T0 + 500,
+    },
+    AccessReply: {
+        "request_id": "r1",
+        "machine": "m1",
+        "badge": "0A1B",
+        "granted": True,
+        "reason": "granted",
+    },
+    UsageEvent: {"seq": 1, "session_id": "s1", "machine": "m1", "kind": "session_started", "at_ms": T0},
+    EventAck: {"seq": 1},
+    Command: {"command_id": "c1", "action": "refresh", "issued_at_ms": T0, "expires_at_ms": T0 + 1},
+    Telemetry: {"machine": "m1", "at_ms": T0, "current_a": 0, "running": False},
+}
+
+
+GATEWAY_TO_SERVER: dict[Channel, type[Message]] = {
+    Channel.STATUS: GatewayStatus,
+    Channel.MACHINE_STATE: MachineState,
+    Channel.ACCESS_REQUEST: AccessRequest,
+    Channel.EVENTS: UsageEvent,
+    Channel.TELEMETRY: Telemetry,
+}
+"""What each channel carries, by direction: docs/protocol.md section 4."""
+
+SERVER_TO_GATEWAY: dict[Channel, type[Message]] = {
+    Channel.ACCESS_REPLY: AccessReply,
+    Channel.EVENTS_ACK: EventAck,
+    Channel.COMMAND: Command,
+}
+
+
+def required_fields(model: type[Message]) -> list[str]:
+    return [name for name, field in model.model_fields.items() if field.is_required()]
