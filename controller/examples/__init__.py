@@ -1,0 +1,1 @@
+"""Example gateway configurations, shipped as package data (see ``controller.config.EXAMPLE_CONFIG``)."""

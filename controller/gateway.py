@@ -1,0 +1,382 @@
+"""A gateway: the machines of one Raspberry Pi, their hardware, and the link.
+
+One worker thread owns every state machine and every part: it polls readers
+and current clamps each sample interval, and is woken at once by what the
+MQTT thread hands over (a reply, an ack, a command) or by a reader that
+announces a tap, so a decision never waits for the next poll. Only the worker
+touches machines, relays and lights, so none of them needs a lock.
+"""
+
+import contextlib
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Self
+
+from controller import inbox
+from controller.clock import Clock, SystemClock
+from controller.config import GatewayConfig
+from controller.hardware.factory import build_parts
+from controller.hardware.gpio import PinFactory, pin_factory_from_name
+from controller.hardware.interfaces import Announcing, Signal
+from controller.journal import Journal
+from controller.link import Link
+from controller.machine import Action, Emit, Machine, PublishState, SendRequest, Show, SwitchOff, SwitchOn
+from controller.station import MachineStation, rules_for
+from protocol.messages import AccessReply, Command, CommandAction, EventAck, MachineStateName, Telemetry
+
+log = logging.getLogger(__name__)
+
+_BADGE_UID = re.compile(r"^[0-9A-F]{4,32}$")
+TAPS_PER_SAMPLE = 8
+"""At most this many queued taps are read from one reader per sample."""
+COMPACT_EVERY_S = 60.0
+ACK_GRACE_S = 1.0
+"""How long a clean stop waits for the server to acknowledge the last events."""
+
+
+class Gateway:
+    """Build from a :class:`GatewayConfig`; :meth:`start`, then :meth:`stop` (or use ``with``)."""
+
+    def __init__(self, config: GatewayConfig, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or SystemClock()
+        settings = config.gateway
+        self.sample_interval_s = settings.sample_interval_ms / 1000
+        self.journal = Journal.in_directory(settings.state_dir)
+        self.boot = self.journal.next_boot()
+        self.machines: dict[str, MachineStation] = {}
+        self._pin_factory: PinFactory | None = None
+        try:
+            self._pin_factory = pin_factory_from_name(settings.pin_factory)
+            for machine_config in config.machines:
+                # The relay is made off here: a (re)started gateway never powers a machine by itself.
+                parts = build_parts(machine_config, self._pin_factory)
+                rules = rules_for(machine_config, settings.request_timeout_ms)
+                self.machines[machine_config.id] = MachineStation(
+                    machine_config, Machine(machine_config.id, rules), parts
+                )
+        except BaseException:
+            self._release()
+            raise
+        self.link = Link(
+            broker=settings.broker,
+            site=settings.site,
+            gateway_id=settings.id,
+            boot=self.boot,
+            machines=list(self.machines),
+            clock=self.clock,
+            listener=self,
+        )
+        self._inbox: queue.SimpleQueue[inbox.Item] = queue.SimpleQueue()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+        # Events go out live only once the journal's backlog has been replayed on this
+        # connection, so the server always receives a gateway's events in seq order.
+        self._live = False
+
+    # Lifecycle.
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("this gateway is already started")
+        for station in self.machines.values():
+            self._carry_out(station, station.machine.start(self.clock.monotonic(), self.clock.wall_ms()))
+            if isinstance(station.parts.reader, Announcing):
+                station.parts.reader.set_listener(self._announcer(station.id))
+        self._thread = threading.Thread(
+            target=self._work, name=f"gateway-{self.config.gateway.id}", daemon=True
+        )
+        self._thread.start()
+        self.link.start()
+        log.info(
+            "gateway %s started (boot %d), %d machines", self.config.gateway.id, self.boot, len(self.machines)
+        )
+
+    def stop(self) -> None:
+        """Close every session, power off idle machines, say offline, release the hardware."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._thread is not None:
+            self._inbox.put(inbox.Stop())
+            self._thread.join()
+        for station in self.machines.values():
+            if isinstance(station.parts.reader, Announcing):
+                station.parts.reader.set_listener(None)
+            with self._guard(station, "shutting down"):
+                self._carry_out(
+                    station, station.machine.shutdown(self.clock.monotonic(), self.clock.wall_ms())
+                )
+        self._await_acks(ACK_GRACE_S)
+        self.link.stop()
+        self._release()
+        self._notify()
+        log.info("gateway %s stopped", self.config.gateway.id)
+
+    def _await_acks(self, timeout: float) -> None:
+        """Give the server a moment to acknowledge the last events, so a clean restart
+        replays nothing it already has. Whatever is not acknowledged stays journaled."""
+        deadline = time.monotonic() + timeout  # real time: the grace is for the network
+        while self.link.connected and self.journal.unacked(limit=1):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                item = self._inbox.get(timeout=remaining)
+            except queue.Empty:
+                return
+            if isinstance(item, inbox.Ack):
+                self._handle(item)
+
+    def _release(self) -> None:
+        for station in self.machines.values():
+            station.parts.close()
+        if self._pin_factory is not None:
+            self._pin_factory.close()
+        self.journal.close()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``predicate()`` holds, re-checked each time the worker has done something."""
+        with self._changed:
+            return self._changed.wait_for(predicate, timeout)
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.wait_for(lambda: self._live, timeout)
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    # What the link hands over (paho's thread): queue it for the worker, which wakes at once.
+
+    def on_connected(self) -> None:
+        self._inbox.put(inbox.Connected())
+
+    def on_reply(self, reply: AccessReply) -> None:
+        self._inbox.put(inbox.Reply(reply))
+
+    def on_ack(self, ack: EventAck) -> None:
+        self._inbox.put(inbox.Ack(ack))
+
+    def on_command(self, command: Command) -> None:
+        self._inbox.put(inbox.CommandArrived(command))
+
+    def _announcer(self, machine_id: str) -> Callable[[], None]:
+        return lambda: self._inbox.put(inbox.Tapped(machine_id))
+
+    # The worker.
+
+    def _work(self) -> None:
+        next_sample = next_compact = self.clock.monotonic()
+        next_telemetry = next_sample + self.config.gateway.telemetry_interval_s
+        while True:
+            wait = min(max(0.0, next_sample - self.clock.monotonic()), self.sample_interval_s)
+            try:
+                item: inbox.Item | None = self._inbox.get(timeout=wait)
+            except queue.Empty:
+                item = None
+            while item is not None:
+                if isinstance(item, inbox.Stop):
+                    return
+                self._handle(item)
+                try:
+                    item = self._inbox.get_nowait()
+                except queue.Empty:
+                    item = None
+            now = self.clock.monotonic()
+            if now >= next_sample:
+                # Counted from now, not from the last deadline: after a clock jump (or a
+                # long stall) one sample catches up, rather than a burst of them.
+                next_sample = now + self.sample_interval_s
+                for station in self.machines.values():
+                    self._sample(station)
+            if now >= next_telemetry:
+                next_telemetry = now + self.config.gateway.telemetry_interval_s
+                self._send_telemetry()
+            if now >= next_compact:
+                next_compact = now + COMPACT_EVERY_S
+                self._compact()
+            self._notify()
+
+    @contextlib.contextmanager
+    def _guard(self, station: MachineStation, doing: str) -> Iterator[None]:
+        """Nothing a part does may stop the worker: log it, show an error, go on."""
+        try:
+            yield
+        except Exception:
+            self._fault(station, doing)
+        else:
+            if station.faulty:
+                log.info("machine %s works again", station.id)
+                station.faulty = False
+                with contextlib.suppress(Exception):
+                    station.parts.indicator.show(station.machine.signal)
+
+    def _fault(self, station: MachineStation, doing: str) -> None:
+        # Logged once per episode: a dead sensor polled ten times a second must not flood the log.
+        if not station.faulty:
+            log.exception("machine %s: %s failed", station.id, doing)
+        station.faulty = True
+        with contextlib.suppress(Exception):
+            station.parts.indicator.show(Signal.ERROR)
+
+    def _sample(self, station: MachineStation) -> None:
+        with self._guard(station, "reading its badge reader and current sensor"):
+            self._read_badges(station)
+            amps = station.parts.current.amps()
+            self._carry_out(
+                station, station.machine.current(amps, self.clock.monotonic(), self.clock.wall_ms())
+            )
+
+    def _read_badges(self, station: MachineStation) -> None:
+        for _ in range(TAPS_PER_SAMPLE):
+            uid = station.parts.reader.read()
+            if uid is None:
+                return
+            uid = uid.strip().upper()
+            if not _BADGE_UID.match(uid):
+                log.warning("machine %s: ignored an unreadable badge UID %r", station.id, uid)
+                continue
+            self._carry_out(station, station.machine.badge(uid, self.clock.monotonic(), self.clock.wall_ms()))
+
+    def _handle(self, item: inbox.Item) -> None:
+        if isinstance(item, inbox.Tapped):
+            station = self.machines[item.machine]
+            with self._guard(station, "reading its badge reader"):
+                self._read_badges(station)
+        elif isinstance(item, inbox.Reply):
+            station_or_none = self.machines.get(item.reply.machine)
+            if station_or_none is None:
+                log.warning("dropped an access reply for unknown machine %r", item.reply.machine)
+                return
+            with self._guard(station_or_none, "acting on an access reply"):
+                now, wall = self.clock.monotonic(), self.clock.wall_ms()
+                self._carry_out(station_or_none, station_or_none.machine.reply(item.reply, now, wall))
+        elif isinstance(item, inbox.Ack):
+            if not item.ack.ok:
+                log.error("the server refused event %d for good: %s", item.ack.seq, item.ack.error)
+            self.journal.ack(item.ack.seq)
+        elif isinstance(item, inbox.CommandArrived):
+            self._obey(item.command)
+        elif isinstance(item, inbox.Connected):
+            self._replay()
+
+    def _replay(self) -> None:
+        """On (re)connection: the journal's unacknowledged events in order, then the machine states."""
+        backlog = self.journal.unacked()
+        for event in backlog:
+            if not self.link.publish_event(event):
+                return  # the link dropped again; the next connection replays
+        if backlog:
+            log.info(
+                "replayed %d unacknowledged events (seq %d to %d)",
+                len(backlog),
+                backlog[0].seq,
+                backlog[-1].seq,
+            )
+        wall = self.clock.wall_ms()
+        for station in self.machines.values():
+            self.link.publish_state(station.machine.snapshot(wall))
+        self._live = True
+
+    def _obey(self, command: Command) -> None:
+        log.info("command %s: %s %s", command.command_id, command.action.value, command.machine or "(all)")
+        if command.action is CommandAction.REFRESH:
+            self.link.publish_status()
+            self._replay()
+            return
+        if command.machine is None:
+            if command.action is CommandAction.UNLOCK:
+                log.warning("dropped command %s: unlock needs a machine", command.command_id)
+                return
+            targets = list(self.machines.values())
+        elif command.machine in self.machines:
+            targets = [self.machines[command.machine]]
+        else:
+            log.warning("dropped command %s for unknown machine %r", command.command_id, command.machine)
+            return
+        for station in targets:
+            with self._guard(station, f"carrying out {command.action.value}"):
+                now, wall = self.clock.monotonic(), self.clock.wall_ms()
+                if command.action is CommandAction.LOCK:
+                    self._carry_out(station, station.machine.lock_command(now, wall))
+                else:
+                    self._carry_out(station, station.machine.unlock_command(now, wall))
+
+    def _carry_out(self, station: MachineStation, actions: list[Action]) -> None:
+        """Do what the interlock said, in order; one failing action does not skip the others."""
+        relay_failed = False
+        for action in actions:
+            try:
+                self._do(station, action)
+            except Exception:
+                self._fault(station, f"{type(action).__name__}")
+                relay_failed = relay_failed or isinstance(action, SwitchOn)
+        if relay_failed:
+            # A session the relay could not power must not be billed: end it at once.
+            for action in station.machine.lock_command(self.clock.monotonic(), self.clock.wall_ms()):
+                with contextlib.suppress(Exception):
+                    self._do(station, action)
+            self._fault(station, "switching on")
+
+    def _do(self, station: MachineStation, action: Action) -> None:
+        if isinstance(action, SwitchOn):
+            station.parts.switch.on()
+        elif isinstance(action, SwitchOff):
+            station.parts.switch.off()
+        elif isinstance(action, Show):
+            if action.reason is not None:
+                log.info("machine %s: refused (%s)", station.id, action.reason.value)
+            station.parts.indicator.show(action.signal, action.reason)
+        elif isinstance(action, SendRequest):
+            # Not queued while offline: it would reach the server long expired.
+            if not (self.link.connected and self.link.publish_request(action.request)):
+                log.warning(
+                    "machine %s: no broker link to ask about badge %s", station.id, action.request.badge
+                )
+        elif isinstance(action, Emit):
+            usage = self.journal.append(action.event)
+            if self._live and self.link.connected:
+                self.link.publish_event(usage)
+            else:
+                self._live = False  # stays in the journal, replayed on the next connection
+        elif isinstance(action, PublishState) and self.link.connected:
+            self.link.publish_state(action.state)
+
+    def _send_telemetry(self) -> None:
+        if not self.link.connected:
+            return
+        wall = self.clock.wall_ms()
+        for station in self.machines.values():
+            self.link.publish_telemetry(
+                Telemetry(
+                    machine=station.id,
+                    at_ms=wall,
+                    current_a=min(max(station.machine.amps, 0.0), 1000.0),
+                    running=station.state is MachineStateName.RUNNING,
+                )
+            )
+
+    def _compact(self) -> None:
+        try:
+            removed = self.journal.compact()
+        except Exception:
+            log.exception("compacting the journal failed")
+        else:
+            if removed:
+                log.debug("journal: %d acknowledged events removed", removed)

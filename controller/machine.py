@@ -1,0 +1,378 @@
+"""One machine's interlock: who may use it now, and for how long it ran.
+
+This is a pure state machine. It does no I/O and reads no clock: every input
+carries ``now_mono`` (monotonic seconds) and ``now_wall_ms`` (epoch ms), and
+every input returns the list of actions (:mod:`controller.actions`) the
+gateway must carry out, in order. That keeps every rule here testable with a
+fake clock, and the gateway the only place that touches relays, lights, the
+journal and the broker.
+
+States: locked -> authorising -> unlocked (idle) <-> running -> locked.
+"""
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from controller.actions import (
+    Action,
+    Emit,
+    EndReason,
+    PublishState,
+    SendRequest,
+    SessionEvent,
+    Show,
+    SwitchOff,
+    SwitchOn,
+)
+from controller.hardware.interfaces import Signal
+from protocol.messages import (
+    AccessReply,
+    AccessRequest,
+    DecidedBy,
+    EventKind,
+    MachineState,
+    MachineStateName,
+    Reason,
+)
+
+__all__ = [
+    "Action",
+    "Emit",
+    "EndReason",
+    "Machine",
+    "MachineRules",
+    "PublishState",
+    "SendRequest",
+    "SessionEvent",
+    "Show",
+    "SwitchOff",
+    "SwitchOn",
+]
+
+Locked, Authorising, Unlocked, Running = (
+    MachineStateName.LOCKED,
+    MachineStateName.AUTHORISING,
+    MachineStateName.UNLOCKED,
+    MachineStateName.RUNNING,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MachineRules:
+    """Thresholds and delays of one machine, in amperes and seconds."""
+
+    idle_timeout_s: float
+    running_above_a: float
+    idle_below_a: float
+    running_after_s: float
+    idle_after_s: float
+    request_timeout_s: float = 0.5
+    denied_display_s: float = 3.0
+    """How long a refusal is shown before the lights go back to the machine's state."""
+
+
+_SIGNALS = {
+    Locked: Signal.LOCKED,
+    Authorising: Signal.AUTHORISING,
+    Unlocked: Signal.GRANTED,
+    Running: Signal.RUNNING,
+}
+
+
+@dataclass(slots=True)
+class _Pending:
+    request_id: str
+    badge: str
+    deadline: float
+
+
+@dataclass(slots=True)
+class _Session:
+    session_id: str
+    badge: str | None
+    member_id: int | None
+    started: float
+    running_s: float = 0.0  # closed running stretches
+    running_since: float | None = None  # the open one, if running
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Machine:
+    """The interlock of machine ``machine_id``. Starts locked and powered off."""
+
+    def __init__(self, machine_id: str, rules: MachineRules, *, new_id: Callable[[], str] = _new_id) -> None:
+        self.machine_id = machine_id
+        self.rules = rules
+        self._new_id = new_id
+        self._state = Locked
+        self._pending: _Pending | None = None
+        self._session: _Session | None = None
+        self._above_since: float | None = None  # current above running_above_a since (unlocked)
+        self._below_since: float | None = None  # current below idle_below_a since (running)
+        self._idle_since = 0.0
+        self._end_when_idle: EndReason | None = None  # a lock or badge-out waiting for idleness
+        self._display_until: float | None = None  # a refusal is being shown until then
+        self._now = float("-inf")
+        self.amps = 0.0
+
+    # What the gateway and the demo can read.
+
+    @property
+    def state(self) -> MachineStateName:
+        return self._state
+
+    @property
+    def session_id(self) -> str | None:
+        return None if self._session is None else self._session.session_id
+
+    @property
+    def member_id(self) -> int | None:
+        return None if self._session is None else self._session.member_id
+
+    @property
+    def seen_until(self) -> float:
+        """The latest monotonic time an input has brought (time never goes back here)."""
+        return self._now
+
+    @property
+    def signal(self) -> Signal:
+        """What the lights show in this state (outside a passing refusal)."""
+        return _SIGNALS[self._state]
+
+    @property
+    def end_pending(self) -> EndReason | None:
+        """A lock or badge-out that waits for the machine to stop drawing current."""
+        return self._end_when_idle
+
+    def snapshot(self, now_wall_ms: int) -> MachineState:
+        return MachineState(
+            machine=self.machine_id,
+            state=self._state,
+            session_id=self.session_id,
+            member_id=self.member_id,
+            at_ms=now_wall_ms,
+        )
+
+    # Inputs.
+
+    def start(self, now_mono: float, now_wall_ms: int) -> list[Action]:
+        """The gateway has started: make sure the machine is off and say so."""
+        self._clock(now_mono)
+        return [SwitchOff(), Show(Signal.LOCKED), PublishState(self.snapshot(now_wall_ms))]
+
+    def badge(self, uid: str, now_mono: float, now_wall_ms: int) -> list[Action]:
+        """A badge was tapped on this machine's reader."""
+        now, actions = self._timers(now_mono, now_wall_ms)
+        uid = uid.upper()
+        if self._state is Locked:
+            request = AccessRequest(
+                request_id=self._new_id(),
+                machine=self.machine_id,
+                badge=uid,
+                sent_at_ms=now_wall_ms,
+                expires_at_ms=now_wall_ms + round(self.rules.request_timeout_s * 1000),
+            )
+            self._pending = _Pending(request.request_id, uid, now + self.rules.request_timeout_s)
+            self._state = Authorising
+            actions += [SendRequest(request), *self._settle(now_wall_ms)]
+        elif self._state is Authorising:
+            pass  # readers repeat a card held still; the pending decision stands
+        elif self._session is not None and self._session.badge == uid:
+            actions += self._end_or_defer(EndReason.BADGE_OUT, now, now_wall_ms)
+        else:
+            # Someone else's badge while the machine is in use: refused here, the server is not asked.
+            actions += self._deny(None, now)
+        return actions
+
+    def reply(self, reply: AccessReply, now_mono: float, now_wall_ms: int) -> list[Action]:
+        """The server's decision. Only the answer to the pending request counts."""
+        now, actions = self._timers(now_mono, now_wall_ms)
+        pending = self._pending
+        if self._state is not Authorising or pending is None or reply.request_id != pending.request_id:
+            return actions  # late (after a timeout), duplicate or foreign: harmless
+        self._pending = None
+        if reply.granted:
+            actions += self._open_session(pending.badge, reply.member_id, now, now_wall_ms)
+        else:
+            self._state = Locked
+            actions += [*self._deny(reply.reason, now), PublishState(self.snapshot(now_wall_ms))]
+        return actions
+
+    def current(self, amps: float, now_mono: float, now_wall_ms: int) -> list[Action]:
+        """A current sample. Also lets time pass, like :meth:`tick`."""
+        now = self._clock(now_mono)
+        self.amps = amps
+        actions: list[Action] = []
+        if self._state is Unlocked:
+            if amps > self.rules.running_above_a:
+                self._above_since = now if self._above_since is None else self._above_since
+                if now - self._above_since >= self.rules.running_after_s:
+                    actions += self._start_running(self._above_since, now, now_wall_ms)
+            else:
+                self._above_since = None
+        elif self._state is Running:
+            if amps < self.rules.idle_below_a:
+                self._below_since = now if self._below_since is None else self._below_since
+                if now - self._below_since >= self.rules.idle_after_s:
+                    actions += self._stop_running(self._below_since, now, now_wall_ms)
+            else:
+                self._below_since = None
+        more = self._timers(now, now_wall_ms)[1]
+        return actions + more
+
+    def tick(self, now_mono: float, now_wall_ms: int) -> list[Action]:
+        """Time passes: request timeouts, idle timeouts, the end of a refusal display."""
+        return self._timers(now_mono, now_wall_ms)[1]
+
+    def lock_command(self, now_mono: float, now_wall_ms: int) -> list[Action]:
+        """The server asks to lock: at once if idle, else as soon as the machine is idle."""
+        now, actions = self._timers(now_mono, now_wall_ms)
+        if self._state is Authorising:
+            self._pending = None  # its reply, if it comes, will be ignored
+            self._state = Locked
+            actions += self._settle(now_wall_ms)
+        elif self._state in (Unlocked, Running):
+            actions += self._end_or_defer(EndReason.LOCK_COMMAND, now, now_wall_ms)
+        return actions
+
+    def unlock_command(self, now_mono: float, now_wall_ms: int) -> list[Action]:
+        """The server opens a session itself (a trainer at the desk): power the machine."""
+        now, actions = self._timers(now_mono, now_wall_ms)
+        if self._state in (Locked, Authorising):
+            self._pending = None
+            actions += self._open_session(None, None, now, now_wall_ms)
+        else:
+            self._end_when_idle = None  # the server wants it powered: forget a deferred lock
+        return actions
+
+    def shutdown(self, now_mono: float, now_wall_ms: int) -> list[Action]:
+        """The gateway stops: close the session's books; power off unless it is drawing current."""
+        now = self._clock(now_mono)
+        self._pending = None
+        drawing = self._state is Running or self._above_since is not None
+        actions: list[Action] = []
+        if self._session is not None:
+            actions.append(
+                Emit(self._event(EventKind.SESSION_ENDED, now, now_wall_ms, EndReason.GATEWAY_STOPPED))
+            )
+        self._session = None
+        self._state = Locked
+        self._end_when_idle = None
+        if not drawing:
+            actions += [SwitchOff(), Show(Signal.LOCKED), PublishState(self.snapshot(now_wall_ms))]
+        return actions
+
+    # Rules.
+
+    def _clock(self, now_mono: float) -> float:
+        # A monotonic clock never goes back; should a caller's do, time stands still instead.
+        self._now = max(self._now, now_mono)
+        return self._now
+
+    def _timers(self, now_mono: float, now_wall_ms: int) -> tuple[float, list[Action]]:
+        now = self._clock(now_mono)
+        actions: list[Action] = []
+        if self._state is Authorising and self._pending is not None and now >= self._pending.deadline:
+            # No answer in time. Offline allowlists will decide here; until then, refuse.
+            self._pending = None
+            self._state = Locked
+            actions += [*self._deny(Reason.SERVER_UNREACHABLE, now), PublishState(self.snapshot(now_wall_ms))]
+        if self._display_until is not None and now >= self._display_until:
+            self._display_until = None
+            actions.append(Show(_SIGNALS[self._state]))
+        if self._state is Unlocked and self._above_since is None:
+            if self._end_when_idle is not None:
+                actions += self._end_session(self._end_when_idle, now, now_wall_ms)
+            elif now - self._idle_since >= self.rules.idle_timeout_s:
+                actions += self._end_session(EndReason.IDLE_TIMEOUT, now, now_wall_ms)
+        return now, actions
+
+    def _settle(self, now_wall_ms: int) -> list[Action]:
+        """Show and publish the state just entered."""
+        self._display_until = None
+        return [Show(_SIGNALS[self._state]), PublishState(self.snapshot(now_wall_ms))]
+
+    def _deny(self, reason: Reason | None, now: float) -> list[Action]:
+        self._display_until = now + self.rules.denied_display_s
+        return [Show(Signal.DENIED, reason)]
+
+    def _open_session(self, badge: str | None, member_id: int | None, now: float, wall: int) -> list[Action]:
+        self._session = _Session(self._new_id(), badge, member_id, started=now)
+        self._state = Unlocked
+        self._idle_since = now
+        self._above_since = self._below_since = None
+        self._end_when_idle = None
+        # Power first: the member is waiting at the machine.
+        return [
+            SwitchOn(),
+            *self._settle(wall),
+            Emit(self._event(EventKind.SESSION_STARTED, now, wall, decided_by=DecidedBy.SERVER)),
+        ]
+
+    def _start_running(self, since: float, now: float, wall: int) -> list[Action]:
+        # Running time is counted from the first sample above the threshold, not from
+        # when the debounce confirmed it: the member pays for what the machine did.
+        assert self._session is not None
+        self._session.running_since = since
+        self._state = Running
+        self._above_since = self._below_since = None
+        return [*self._settle(wall), Emit(self._event(EventKind.RUNNING_STARTED, now, wall))]
+
+    def _stop_running(self, since: float, now: float, wall: int) -> list[Action]:
+        assert self._session is not None
+        assert self._session.running_since is not None
+        self._session.running_s += since - self._session.running_since
+        self._session.running_since = None
+        self._state = Unlocked
+        self._idle_since = since
+        self._above_since = self._below_since = None
+        return [*self._settle(wall), Emit(self._event(EventKind.RUNNING_STOPPED, now, wall))]
+
+    def _end_or_defer(self, reason: EndReason, now: float, wall: int) -> list[Action]:
+        # Never cut power to a machine drawing current (a seam, a print): wait for idle.
+        if self._state is Unlocked and self._above_since is None:
+            return self._end_session(reason, now, wall)
+        self._end_when_idle = self._end_when_idle or reason
+        return []
+
+    def _end_session(self, reason: EndReason, now: float, wall: int) -> list[Action]:
+        event = self._event(EventKind.SESSION_ENDED, now, wall, reason)
+        self._session = None
+        self._state = Locked
+        self._end_when_idle = None
+        self._above_since = self._below_since = None
+        return [SwitchOff(), Emit(event), *self._settle(wall)]
+
+    def _event(
+        self,
+        kind: EventKind,
+        now: float,
+        wall: int,
+        end_reason: EndReason | None = None,
+        decided_by: DecidedBy | None = None,
+    ) -> SessionEvent:
+        session = self._session
+        assert session is not None
+        running_s = session.running_s
+        if session.running_since is not None:
+            running_s += now - session.running_since
+        unlocked_ms = round((now - session.started) * 1000)
+        running_ms = min(round(running_s * 1000), unlocked_ms)
+        return SessionEvent(
+            session_id=session.session_id,
+            machine=self.machine_id,
+            kind=kind,
+            at_ms=wall,
+            badge=session.badge,
+            member_id=session.member_id,
+            decided_by=decided_by,
+            unlocked_ms=unlocked_ms,
+            running_ms=running_ms,
+            # Idle is the rest of the powered time, so the three always add up exactly.
+            idle_ms=unlocked_ms - running_ms,
+            end_reason=None if end_reason is None else end_reason.value,
+        )

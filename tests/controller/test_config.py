@@ -1,0 +1,165 @@
+"""The gateway's TOML configuration: the example, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.config import EXAMPLE_CONFIG, BadConfig, load_config, parse_config
+
+
+def example() -> dict[str, Any]:
+    return tomllib.loads(EXAMPLE_CONFIG.read_text())
+
+
+def refused(data: dict[str, Any]) -> str:
+    with pytest.raises(BadConfig) as raised:
+        parse_config(data, source="gw.toml", environ={})
+    return str(raised.value)
+
+
+def test_the_example_parses() -> None:
+    config = load_config(EXAMPLE_CONFIG, environ={})
+
+    assert config.gateway.id == "atelier-gw-1"
+    assert config.gateway.request_timeout_ms == 500
+    assert config.gateway.sample_interval_ms == 100
+    assert config.gateway.pin_factory == "mock"
+    assert [m.id for m in config.machines] == ["sew-1", "print-1"]
+    sewing = config.machine("sew-1")
+    assert sewing.reader.type == "simulated"
+    assert sewing.current.running_above_a == 0.5
+    assert sewing.switch.pin == 17
+    assert sewing.switch.active_high is False
+    assert sewing.indicator.buzzer_pin == 13
+    assert config.machine("print-1").indicator.buzzer_pin is None
+
+
+def test_defaults_for_what_is_left_out() -> None:
+    data = example()
+    for key in (
+        "request_timeout_ms",
+        "sample_interval_ms",
+        "telemetry_interval_s",
+        "pin_factory",
+        "state_dir",
+    ):
+        del data["gateway"][key]
+    config = parse_config(data, environ={})
+
+    assert config.gateway.request_timeout_ms == 500
+    assert config.gateway.sample_interval_ms == 100
+    assert config.gateway.pin_factory == "mock"
+    assert config.gateway.state_dir == Path("/var/lib/atelier-gateway")
+
+
+def test_the_environment_overrides_the_broker_url() -> None:
+    config = load_config(
+        EXAMPLE_CONFIG, environ={"ATELIER_MQTT_URL": "mqtts://gw:secret@broker.example:8883"}
+    )
+
+    assert config.gateway.broker.host == "broker.example"
+    assert config.gateway.broker.tls is True
+    assert config.gateway.broker.username == "gw"
+
+
+def test_a_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(BadConfig, match="no such configuration file"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_a_file_that_is_not_toml(tmp_path: Path) -> None:
+    path = tmp_path / "gw.toml"
+    path.write_text('[gateway]\nid = "gw-1"\nsite = \n')
+    with pytest.raises(BadConfig, match=r"not valid TOML.*line 3"):
+        load_config(path)
+
+
+def test_a_misspelt_key_is_an_error_not_a_silent_default() -> None:
+    data = example()
+    data["machine"][0]["idle_timout_s"] = 60
+    message = refused(data)
+
+    assert "gw.toml" in message
+    assert "[[machine]] #1 ('sew-1'): idle_timout_s: Extra inputs are not permitted" in message
+
+
+def test_every_problem_is_named_by_where_it_is() -> None:
+    data = example()
+    data["gateway"]["id"] = "Gateway One"
+    data["gateway"]["mqtt_url"] = "http://broker"
+    data["machine"][1]["current"]["running_above_a"] = -1
+    del data["machine"][1]["switch"]["pin"]
+    message = refused(data)
+
+    assert "gateway.id: String should match pattern" in message
+    assert "gateway.mqtt_url: MQTT URL must start with mqtt:// or mqtts://" in message
+    assert "[[machine]] #2 ('print-1'): current.running_above_a: Input should be greater than 0" in message
+    assert "[[machine]] #2 ('print-1'): switch.pin: Field required" in message
+
+
+def test_hysteresis_thresholds_the_wrong_way_round() -> None:
+    data = example()
+    data["machine"][0]["current"]["idle_below_a"] = 2.0
+    assert "idle_below_a (2.0) must not be above running_above_a (0.5)" in refused(data)
+
+
+def test_an_unknown_part_type() -> None:
+    data = example()
+    data["machine"][0]["reader"]["type"] = "rc522"
+    assert "[[machine]] #1 ('sew-1'): reader.type: Input should be 'simulated'" in refused(data)
+
+
+def test_a_bad_pin() -> None:
+    data = example()
+    data["machine"][0]["indicator"]["green_pin"] = "pin five"
+    assert "indicator.green_pin: a pin is a BCM number from 0 to 53" in refused(data)
+
+
+def test_two_machines_with_one_id() -> None:
+    data = example()
+    data["machine"][1]["id"] = "sew-1"
+    assert "machine id 'sew-1' is used twice" in refused(data)
+
+
+def test_two_parts_on_one_pin() -> None:
+    data = example()
+    data["machine"][1]["switch"]["pin"] = "GPIO17"
+    assert "pin GPIO17 of print-1.switch.pin is already sew-1.switch.pin" in refused(data)
+
+
+def test_a_gateway_without_machines() -> None:
+    data = example()
+    data["machine"] = []
+    assert "machine: List should have at least 1 item" in refused(data)
+    del data["machine"]
+    assert "machine: Field required" in refused(data)
+
+
+def test_replace_gateway_validates_the_change(tmp_path: Path) -> None:
+    config = load_config(EXAMPLE_CONFIG, environ={})
+    moved = config.replace_gateway(mqtt_url="mqtt://10.0.0.2:1884", state_dir=str(tmp_path / "gw"))
+
+    assert moved.gateway.broker.port == 1884
+    assert moved.gateway.state_dir == tmp_path / "gw"
+    assert moved.machines == config.machines
+    with pytest.raises(BadConfig, match="request_timeout_ms"):
+        config.replace_gateway(request_timeout_ms=0)
+
+
+def test_no_more_machines_than_a_status_can_list() -> None:
+    data = example()
+    template = data["machine"][0]
+    data["machine"] = [
+        {
+            **template,
+            "id": f"m-{n}",
+            "switch": {"type": "gpio", "pin": f"BOARD{n}"},
+            "indicator": template["indicator"],
+        }
+        for n in range(33)
+    ]
+    assert "machine: List should have at most 32 items" in refused(data)

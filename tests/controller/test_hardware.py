@@ -1,0 +1,298 @@
+"""Hardware parts: simulated ones, and the gpiozero relay and lights on mock pins."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from gpiozero import Device
+from gpiozero.pins.mock import MockFactory
+
+from controller.config import EXAMPLE_CONFIG, load_config
+from controller.hardware import gpio
+from controller.hardware.factory import build_parts
+from controller.hardware.gpio import LedIndicator, RelaySwitch, pin_factory_from_name
+from controller.hardware.interfaces import (
+    Announcing,
+    BadgeReader,
+    BadHardwareConfig,
+    BadPinFactory,
+    CurrentSensor,
+    HardwareClosed,
+    HardwareError,
+    Indicator,
+    PinFailed,
+    Signal,
+    Switch,
+)
+from controller.hardware.simulated import SimulatedBadgeReader, SimulatedCurrentSource
+from protocol.messages import Reason
+
+
+def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` passes (for gpiozero's blink threads)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+# Simulated parts.
+
+
+def test_a_simulated_tap_is_read_once_in_upper_case() -> None:
+    reader = SimulatedBadgeReader()
+    reader.tap("04a1b2c3")
+    reader.tap("0BADCAFE")
+
+    assert reader.read() == "04A1B2C3"
+    assert reader.read() == "0BADCAFE"
+    assert reader.read() is None
+
+
+def test_a_simulated_reader_refuses_a_uid_that_is_not_hex() -> None:
+    reader = SimulatedBadgeReader()
+    with pytest.raises(BadHardwareConfig, match="hex"):
+        reader.tap("not-a-badge")
+    with pytest.raises(ValueError, match="hex"):
+        reader.tap("12")
+
+
+def test_a_simulated_reader_announces_taps() -> None:
+    reader = SimulatedBadgeReader()
+    heard = threading.Event()
+    assert isinstance(reader, Announcing)
+    reader.set_listener(heard.set)
+    reader.tap("04A1B2C3")
+
+    assert heard.is_set()
+
+
+def test_a_closed_reader_says_so() -> None:
+    reader = SimulatedBadgeReader()
+    reader.close()
+    with pytest.raises(HardwareClosed):
+        reader.read()
+    with pytest.raises(RuntimeError):
+        reader.tap("04A1B2C3")
+
+
+def test_simulated_current_follows_set_amps() -> None:
+    source = SimulatedCurrentSource()
+    assert source.amps() == 0.0
+    source.set_amps(2.5)
+    assert source.amps() == 2.5
+    with pytest.raises(BadHardwareConfig):
+        source.set_amps(-1)
+
+
+def test_simulated_noise_stays_within_its_amplitude_and_never_negative() -> None:
+    source = SimulatedCurrentSource(0.05, noise_a=0.1, seed=3)
+    readings = [source.amps() for _ in range(500)]
+
+    assert all(0.0 <= r <= 0.15 for r in readings)
+    assert len(set(readings)) > 100
+    assert min(readings) == 0.0
+
+
+def test_simulated_current_is_safe_to_set_from_another_thread() -> None:
+    source = SimulatedCurrentSource()
+    values = [float(i % 7) for i in range(2000)]
+
+    def write_all() -> None:
+        for value in values:
+            source.set_amps(value)
+
+    writer = threading.Thread(target=write_all)
+    writer.start()
+    readings = [source.amps() for _ in range(2000)]
+    writer.join()
+
+    assert set(readings) <= set(values) | {0.0}
+
+
+def test_the_parts_meet_their_protocols(mock_factory: Any) -> None:
+    reader: BadgeReader = SimulatedBadgeReader()
+    current: CurrentSensor = SimulatedCurrentSource()
+    switch: Switch = RelaySwitch(17, pin_factory=mock_factory)
+    indicator: Indicator = LedIndicator(5, 6, pin_factory=mock_factory)
+    for part in (reader, current, switch, indicator):
+        part.close()
+
+
+# The relay.
+
+
+def test_a_relay_starts_off_whatever_the_pin_was(mock_factory: Any) -> None:
+    pin = mock_factory.pin(17)
+    pin.function = "output"
+    pin.state = True  # left powered by a previous process
+
+    relay = RelaySwitch(17, pin_factory=mock_factory)
+
+    assert relay.is_on is False
+    assert pin.state is False
+    relay.on()
+    assert relay.is_on is True
+    assert pin.state is True
+    relay.off()
+    assert pin.state is False
+    relay.close()
+
+
+def test_an_active_low_relay_is_off_with_a_high_pin_from_the_start(mock_factory: Any) -> None:
+    relay = RelaySwitch("GPIO27", active_high=False, pin_factory=mock_factory)
+    pin = mock_factory.pin(27)
+
+    assert pin.function == "output"
+    assert pin.state is True
+    assert relay.is_on is False
+    assert all(s.state for s in pin.states[1:]), "never driven low, not even for an instant"
+    relay.on()
+    assert pin.state is False
+    assert relay.is_on is True
+    relay.close()
+
+
+def test_a_relay_uses_its_own_pin_factory_not_the_global_one(mock_factory: Any) -> None:
+    own = MockFactory()
+    relay = RelaySwitch(17, pin_factory=own)
+    relay.on()
+
+    assert own.pin(17).state is True
+    assert 17 not in [info.number for info in Device.pin_factory.pins], "the global factory is untouched"
+    relay.close()
+
+
+def test_a_pin_used_twice_is_a_hardware_error(mock_factory: Any) -> None:
+    first = RelaySwitch(17, pin_factory=mock_factory)
+    with pytest.raises(PinFailed, match="pin 17") as raised:
+        RelaySwitch(17, pin_factory=mock_factory)
+    assert isinstance(raised.value, OSError)
+    first.close()
+
+
+def test_a_closed_relay_says_so(mock_factory: Any) -> None:
+    relay = RelaySwitch(17, pin_factory=mock_factory)
+    relay.close()
+    with pytest.raises(HardwareClosed):
+        _ = relay.is_on
+    with pytest.raises(HardwareError):
+        relay.on()
+
+
+# The lights.
+
+
+@pytest.fixture
+def lights(mock_factory: Any) -> Any:
+    indicator = LedIndicator(5, 6, buzzer_pin=13, pin_factory=mock_factory)
+    yield indicator
+    indicator.close()
+
+
+@pytest.mark.parametrize(
+    ("signal", "green", "red"),
+    [
+        (Signal.LOCKED, False, True),
+        (Signal.AUTHORISING, True, True),
+        (Signal.GRANTED, True, False),
+        (Signal.RUNNING, True, False),
+    ],
+)
+def test_steady_signals_light_the_right_leds(
+    lights: LedIndicator, signal: Signal, green: bool, red: bool
+) -> None:
+    lights.show(Signal.ERROR)  # start from blinking: show() must stop it
+    lights.show(signal)
+
+    assert (lights.green_is_lit, lights.red_is_lit) == (green, red)
+    assert lights.signal is signal
+
+
+def test_granted_beeps_once(lights: LedIndicator, mock_factory: Any) -> None:
+    buzzer = mock_factory.pin(13)
+    buzzer.clear_states()
+    lights.show(Signal.GRANTED)
+
+    assert wait_until(lambda: [s.state for s in buzzer.states] == [False, True, False])
+
+
+def test_denied_flashes_red_and_beeps_twice(lights: LedIndicator, mock_factory: Any) -> None:
+    red, buzzer = mock_factory.pin(6), mock_factory.pin(13)
+    red.clear_states()
+    buzzer.clear_states()
+    lights.show(Signal.DENIED, Reason.NOT_CERTIFIED)
+
+    assert lights.reason is Reason.NOT_CERTIFIED
+    assert not lights.green_is_lit
+    assert wait_until(lambda: sum(s.state for s in red.states) >= 3), "red keeps flashing"
+    assert wait_until(lambda: [s.state for s in buzzer.states] == [False, True, False, True, False])
+
+
+def test_error_flashes_both(lights: LedIndicator, mock_factory: Any) -> None:
+    green, red = mock_factory.pin(5), mock_factory.pin(6)
+    green.clear_states()
+    red.clear_states()
+    lights.show(Signal.ERROR)
+
+    assert wait_until(lambda: len(green.states) >= 3 and len(red.states) >= 3)
+
+
+def test_lights_without_a_buzzer(mock_factory: Any) -> None:
+    indicator = LedIndicator("GPIO20", "GPIO21", pin_factory=mock_factory)
+    indicator.show(Signal.GRANTED)
+    assert indicator.green_is_lit
+    indicator.close()
+
+
+def test_a_failed_light_releases_the_pins_it_took(mock_factory: Any) -> None:
+    relay = RelaySwitch(6, pin_factory=mock_factory)
+    with pytest.raises(PinFailed):
+        LedIndicator(5, 6, pin_factory=mock_factory)
+    again = LedIndicator(5, 7, pin_factory=mock_factory)  # pin 5 was given back
+    again.close()
+    relay.close()
+
+
+# Pin factories and building from configuration.
+
+
+def test_pin_factories_by_name() -> None:
+    assert isinstance(pin_factory_from_name("mock"), MockFactory)
+    with pytest.raises(BadPinFactory, match="unknown pin factory 'bogus'") as raised:
+        pin_factory_from_name("bogus")
+    assert isinstance(raised.value, ImportError)
+    assert isinstance(raised.value, HardwareError)
+
+
+def test_a_pin_factory_that_cannot_run_here_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the native or lgpio factory does off a Raspberry Pi: it fails as it loads.
+    class NotAPi:
+        name = "native"
+
+        def load(self) -> Any:
+            raise RuntimeError("no GPIO registers here")
+
+    monkeypatch.setattr(gpio, "entry_points", lambda group: [NotAPi()])
+    with pytest.raises(BadPinFactory, match="pin factory 'native' cannot be used here: no GPIO registers"):
+        pin_factory_from_name("native")
+
+
+def test_parts_are_built_from_the_example_configuration(mock_factory: Any) -> None:
+    config = load_config(EXAMPLE_CONFIG, environ={})
+    factory = MockFactory()
+    parts = [build_parts(machine, factory) for machine in config.machines]
+
+    sewing = parts[0]
+    assert isinstance(sewing.reader, SimulatedBadgeReader)
+    assert isinstance(sewing.current, SimulatedCurrentSource)
+    assert isinstance(sewing.switch, RelaySwitch)
+    assert isinstance(sewing.indicator, LedIndicator)
+    assert factory.pin(17).state is True, "active-low relay, off"
+    for machine_parts in parts:
+        machine_parts.close()
