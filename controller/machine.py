@@ -185,7 +185,7 @@ class Machine:
             actions += self._end_or_defer(EndReason.BADGE_OUT, now, now_wall_ms)
         else:
             # Someone else's badge while the machine is in use: refused here, the server is not asked.
-            actions += self._deny(None, now)
+            actions += self._deny(Reason.MACHINE_IN_USE, now)
         return actions
 
     def reply(self, reply: AccessReply, now_mono: float, now_wall_ms: int) -> list[Action]:

@@ -50,7 +50,9 @@ class Reason(StrEnum):
     UNKNOWN_GATEWAY = "unknown_gateway"
     REQUEST_EXPIRED = "request_expired"
     BAD_REQUEST = "bad_request"
-    SERVER_UNREACHABLE = "server_unreachable"  # said by the gateway itself, never sent
+    # Said by the gateway itself, never sent by the server:
+    SERVER_UNREACHABLE = "server_unreachable"  # no answer within the request timeout
+    MACHINE_IN_USE = "machine_in_use"  # another member's session is open on the machine
 
 
 class GatewayState(StrEnum):

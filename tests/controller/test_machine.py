@@ -159,7 +159,7 @@ def test_another_badge_while_in_use_is_refused_locally(bench: Bench) -> None:
     bench.granted()
     actions = bench.at(110).badge(OTHER)
 
-    assert actions == [Show(Signal.DENIED, None)], "refused here, no request to the server"
+    assert actions == [Show(Signal.DENIED, Reason.MACHINE_IN_USE)], "refused here, no request to the server"
     assert bench.state is UNLOCKED
     assert bench.at(113).tick() == [Show(Signal.GRANTED)], "the lights come back to the machine's state"
 
@@ -169,7 +169,7 @@ def test_another_badge_while_running_is_refused_and_running_shows_again(bench: B
     bench.at(110).current(2.0)
     bench.at(112).current(2.0)
 
-    assert bench.at(120).badge(OTHER) == [Show(Signal.DENIED, None)]
+    assert bench.at(120).badge(OTHER) == [Show(Signal.DENIED, Reason.MACHINE_IN_USE)]
     assert bench.at(123).current(2.0) == [Show(Signal.RUNNING)]
     assert bench.machine.end_pending is None
 
@@ -182,7 +182,7 @@ def test_an_unlock_command_opens_a_session_without_a_badge(bench: Bench) -> None
     assert started.kind is EventKind.SESSION_STARTED
     assert started.badge is None
     assert bench.state is UNLOCKED
-    assert bench.at(110).badge(BADGE) == [Show(Signal.DENIED, None)], "no badge owns this session"
+    assert bench.at(110).badge(BADGE) == [Show(Signal.DENIED, Reason.MACHINE_IN_USE)], "no badge owns this session"
 
 
 def test_an_unlock_command_cancels_a_deferred_lock(bench: Bench) -> None:

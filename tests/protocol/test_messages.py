@@ -133,6 +133,7 @@ def test_every_reason_code_is_stable() -> None:
         "request_expired",
         "bad_request",
         "server_unreachable",
+        "machine_in_use",
     ]
 
 
