@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-Register = Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 # Each package's commands, with the third-party modules its extra installs: a
 # gateway installed without the `server` extra still runs `atelier gateway`.

@@ -1,0 +1,108 @@
+"""Tells what happens in the demo workshop, as it travels over MQTT.
+
+It is an ordinary MQTT client that listens to the site's traffic (requests,
+replies, events, gateway status), so what it prints is what the gateways and
+the server really said to each other.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import paho.mqtt.client as paho
+
+from demo.workshop import MEMBERS, UNKNOWN_BADGE
+from protocol.errors import ProtocolError
+from protocol.messages import (
+    AccessReply,
+    EventKind,
+    GatewayState,
+    GatewayStatus,
+    UsageEvent,
+    decode,
+)
+from protocol.mqtt import BrokerURL, make_client
+from protocol.topics import Channel, parse_topic, subscription
+
+_NAMES = {member.badge: member.name for member in MEMBERS} | {UNKNOWN_BADGE: "an unknown badge"}
+
+_END_REASONS = {
+    "badge_out": "badged out",
+    "idle_timeout": "idle timeout",
+    "lock_command": "locked by the server",
+    "gateway_stopped": "gateway stopped",
+}
+
+
+def seconds(ms: int) -> str:
+    return f"{ms / 1000:.1f} s"
+
+
+class Narrator:
+    def __init__(self, mqtt_url: str, site: str, say: Callable[[str], None]) -> None:
+        self._say = say
+        self._site = site
+        self._connected = threading.Event()
+        url = BrokerURL.parse(mqtt_url)
+        self._client = make_client(url, f"demo-narrator-{int(time.time())}")
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._url = url
+        self.sessions_ended = 0
+
+    def start(self, timeout: float = 10) -> None:
+        self._client.connect_async(self._url.host, self._url.port)
+        self._client.loop_start()
+        if not self._connected.wait(timeout):
+            raise RuntimeError(f"the narrator could not reach the broker at {self._url}")
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(
+        self, client: paho.Client, userdata: object, flags: object, rc: object, props: object
+    ) -> None:
+        for channel in (Channel.ACCESS_REPLY, Channel.EVENTS, Channel.STATUS):
+            client.subscribe(subscription(channel, site=self._site), qos=1)
+        self._connected.set()
+
+    def _on_message(self, client: paho.Client, userdata: object, message: paho.MQTTMessage) -> None:
+        try:
+            address = parse_topic(message.topic)
+            if address.channel is Channel.ACCESS_REPLY:
+                self._reply(decode(AccessReply, message.payload))
+            elif address.channel is Channel.EVENTS:
+                self._event(decode(UsageEvent, message.payload))
+            elif address.channel is Channel.STATUS:
+                self._status(address.gateway, decode(GatewayStatus, message.payload))
+        except ProtocolError as error:
+            self._say(f"(unreadable message on {message.topic}: {error})")
+
+    def _reply(self, reply: AccessReply) -> None:
+        who = reply.member_name or _NAMES.get(reply.badge, f"badge {reply.badge}")
+        if reply.granted:
+            self._say(f"{reply.machine:<13} {who}: granted, the machine powers on")
+        else:
+            self._say(f"{reply.machine:<13} {who}: REFUSED ({reply.reason.value}) {reply.message}")
+
+    def _event(self, event: UsageEvent) -> None:
+        if event.kind is EventKind.RUNNING_STARTED:
+            self._say(f"{event.machine:<13} current sensed: running")
+        elif event.kind is EventKind.RUNNING_STOPPED:
+            self._say(f"{event.machine:<13} current gone: idle (running {seconds(event.running_ms)} so far)")
+        elif event.kind is EventKind.SESSION_ENDED:
+            self.sessions_ended += 1
+            why = _END_REASONS.get(event.end_reason or "", event.end_reason or "")
+            self._say(
+                f"{event.machine:<13} session ended ({why}): running {seconds(event.running_ms)}, "
+                f"idle {seconds(event.idle_ms)}, powered {seconds(event.unlocked_ms)}"
+            )
+
+    def _status(self, gateway: str, status: GatewayStatus) -> None:
+        if status.state is GatewayState.ONLINE:
+            self._say(f"gateway {gateway} online (boot {status.boot}): {', '.join(status.machines)}")
+        else:
+            self._say(f"gateway {gateway} {status.state.value}")

@@ -1,0 +1,118 @@
+"""A round of life in the demo workshop: who taps which machine, and when.
+
+Each step is a moment (seconds from the start of the round) and an action on
+the simulated hardware (a badge tap, the current a machine draws) or on the
+server's API (a manager's lockout). Every rule of access shows up once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from controller.gateway import Gateway
+from demo.workshop import UNKNOWN_BADGE, badge_of, machine
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Step:
+    at_s: float
+    kind: str  # "tap", "amps", "lockout", "unlock"
+    machine: str
+    who: str = ""
+    amps: float = 0.0
+    note: str = ""
+
+
+def _work(machine_id: str, start: float, stop: float) -> list[Step]:
+    working = machine(machine_id).working_a
+    return [Step(start, "amps", machine_id, amps=working), Step(stop, "amps", machine_id, amps=0.0)]
+
+
+ROUND: tuple[Step, ...] = tuple(
+    sorted(
+        [
+            Step(0.0, "tap", "sew-1", "Amina"),
+            *_work("sew-1", 1.0, 8.0),
+            Step(1.5, "tap", "overlock-1", "Chloé", note="Chloé joined last week and is not trained yet"),
+            Step(2.5, "tap", "printer-1", "Hugo"),
+            *_work("printer-1", 3.0, 19.0),
+            Step(3.5, "tap", "embroidery-1", "Lucas"),
+            *_work("embroidery-1", 4.5, 11.0),
+            Step(5.5, "tap", "sew-2", UNKNOWN_BADGE, note="a badge nobody enrolled"),
+            Step(6.5, "tap", "sew-2", "Karim", note="Karim's membership is suspended"),
+            Step(
+                7.5,
+                "tap",
+                "embroidery-1",
+                "Sofia",
+                note="Sofia taps while Lucas embroiders: refused at the gateway",
+            ),
+            Step(9.0, "lockout", "sew-2", note="needle plate cracked, waiting for the technician"),
+            Step(10.0, "tap", "sew-2", "Léa"),
+            *_work("sew-1", 10.5, 13.0),
+            Step(14.0, "tap", "sew-1", "Amina", note="Amina badges out"),
+            Step(15.0, "unlock", "sew-2", note="the technician fixed it"),
+            Step(16.0, "tap", "sew-2", "Léa"),
+            *_work("sew-2", 17.0, 21.0),
+            Step(19.5, "tap", "embroidery-1", "Sofia", note="Sofia's embroidery certification expired"),
+            Step(20.0, "tap", "overlock-1", "Amina"),
+            *_work("overlock-1", 21.0, 25.0),
+            Step(22.0, "tap", "sew-2", "Léa", note="Léa badges out"),
+            Step(26.5, "tap", "overlock-1", "Amina", note="Amina badges out"),
+        ],
+        key=lambda step: step.at_s,
+    )
+)
+
+SESSIONS_PER_ROUND = 5
+"""Granted sessions in a round: Amina twice, Hugo, Lucas and Léa."""
+
+
+class Scenario:
+    def __init__(self, gateways: dict[str, Gateway], api_url: str, say: Say) -> None:
+        self._stations = {mid: g.machines[mid] for g in gateways.values() for mid in g.machines}
+        self._api_url = api_url
+        self._say = say
+
+    def play(self, stop: threading.Event, steps: tuple[Step, ...] = ROUND) -> bool:
+        """Play the steps in time; False when stopped before the end."""
+        started = time.monotonic()
+        for step in steps:
+            if stop.wait(max(0.0, started + step.at_s - time.monotonic())):
+                return False
+            self._do(step)
+        return True
+
+    def _do(self, step: Step) -> None:
+        if step.note:
+            self._say(f"{step.machine:<13} ({step.note})")
+        station = self._stations[step.machine]
+        if step.kind == "tap":
+            station.tap(step.who if step.who == UNKNOWN_BADGE else badge_of(step.who))
+        elif step.kind == "amps":
+            station.set_amps(step.amps)
+        elif step.kind in ("lockout", "unlock"):
+            locked = step.kind == "lockout"
+            self._patch(
+                f"/api/v1/machines/{step.machine}/lockout", {"locked_out": locked, "reason": step.note}
+            )
+            self._say(
+                f"{step.machine:<13} manager {'locks the machine out' if locked else 'lifts the lockout'}"
+            )
+
+    def _patch(self, path: str, body: dict[str, object]) -> None:
+        request = urllib.request.Request(  # noqa: S310 - our own loopback API
+            self._api_url + path,
+            data=json.dumps(body).encode(),
+            method="PATCH",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - our own loopback API
+            response.read()
