@@ -1,0 +1,1 @@
+"""Reproducible benchmarks; each prints its results and the command that reproduces them."""

@@ -1,0 +1,11 @@
+"""One module per resource; :data:`api_router` gathers them under ``/api/v1``."""
+
+from fastapi import APIRouter
+
+from server.api.routes import badges, certifications, decisions, gateways, machines, members, sessions, skills
+
+api_router = APIRouter(prefix="/api/v1")
+for module in (members, badges, skills, certifications, gateways, machines, sessions, decisions):
+    api_router.include_router(module.router)
+
+__all__ = ["api_router"]

@@ -1,0 +1,103 @@
+"""Machines: their gateway, the skills they require, and lockouts."""
+
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from sqlalchemy.orm import selectinload
+
+from protocol.ids import Ident
+from server import workshop
+from server.api.deps import PageDep, SessionDep, Slug
+from server.models import Gateway, Machine
+
+router = APIRouter(prefix="/machines", tags=["machines"])
+
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class MachineIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slug: Ident
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+    machine_class: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
+    """E.g. "sewing", "overlocker", "fdm-printer"."""
+    gateway: Ident | None = None
+    required_skills: Annotated[list[Ident], Field(max_length=32)] = []
+
+
+class LockoutIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    locked_out: bool
+    reason: Reason | None = None
+
+    @model_validator(mode="after")
+    def _reason_when_locking(self) -> "LockoutIn":
+        if self.locked_out and self.reason is None:
+            raise ValueError("say why the machine is locked out: members will read it")
+        return self
+
+
+class MachineOut(BaseModel):
+    slug: str
+    name: str
+    machine_class: str
+    gateway: str | None
+    required_skills: list[str]
+    locked_out: bool
+    lockout_reason: str | None
+
+    @classmethod
+    def of(cls, machine: Machine) -> "MachineOut":
+        return cls(
+            slug=machine.slug,
+            name=machine.name,
+            machine_class=machine.machine_class,
+            gateway=machine.gateway.slug if machine.gateway is not None else None,
+            required_skills=[skill.slug for skill in machine.required_skills],
+            locked_out=machine.locked_out,
+            lockout_reason=machine.lockout_reason,
+        )
+
+
+@router.get("")
+def list_machines(*, db: SessionDep, page: PageDep, gateway: Ident | None = None) -> list[MachineOut]:
+    query = (
+        sa.select(Machine)
+        .options(selectinload(Machine.gateway), selectinload(Machine.required_skills))
+        .order_by(Machine.slug)
+        .limit(page.limit)
+        .offset(page.offset)
+    )
+    if gateway is not None:
+        query = query.join(Gateway, Gateway.id == Machine.gateway_id).where(Gateway.slug == gateway)
+    return [MachineOut.of(machine) for machine in db.scalars(query)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+def create_machine(body: MachineIn, db: SessionDep) -> MachineOut:
+    machine = workshop.add_machine(
+        db,
+        body.slug,
+        body.name,
+        machine_class=body.machine_class,
+        gateway=body.gateway,
+        required_skills=body.required_skills,
+    )
+    db.commit()
+    return MachineOut.of(machine)
+
+
+@router.get("/{slug}")
+def get_machine(slug: Slug, db: SessionDep) -> MachineOut:
+    return MachineOut.of(workshop.get_machine(db, slug))
+
+
+@router.patch("/{slug}/lockout")
+def set_lockout(slug: Slug, body: LockoutIn, db: SessionDep) -> MachineOut:
+    machine = workshop.set_lockout(db, slug, body.locked_out, body.reason)
+    db.commit()
+    return MachineOut.of(machine)

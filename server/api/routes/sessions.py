@@ -1,0 +1,93 @@
+"""Usage sessions, newest first: what was used, by whom, for how long."""
+
+from datetime import datetime
+from typing import Annotated
+
+import sqlalchemy as sa
+from fastapi import APIRouter, HTTPException, Path, status
+from pydantic import AwareDatetime, BaseModel
+from sqlalchemy.orm import Session
+
+from protocol.ids import Ident
+from server.api.deps import Page, PageDep, SessionDep
+from server.models import Gateway, Machine, UsageSession
+
+router = APIRouter(prefix="/sessions", tags=["usage"])
+
+
+class UsageSessionOut(BaseModel):
+    session_id: str
+    gateway: str
+    machine: str
+    member_id: int | None
+    badge_uid: str | None
+    decided_by: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    unlocked_ms: int
+    running_ms: int
+    idle_ms: int
+    end_reason: str | None
+
+
+def _find(db: Session, criteria: list[sa.ColumnElement[bool]], page: Page) -> list[UsageSessionOut]:
+    query = (
+        sa.select(UsageSession, Gateway.slug, Machine.slug)
+        .join(Gateway, Gateway.id == UsageSession.gateway_id)
+        .join(Machine, Machine.id == UsageSession.machine_id)
+        .where(*criteria)
+        .order_by(UsageSession.started_at.desc(), UsageSession.id.desc())
+        .limit(page.limit)
+        .offset(page.offset)
+    )
+    return [_out(session, gateway, machine) for session, gateway, machine in db.execute(query)]
+
+
+def _out(session: UsageSession, gateway: str, machine: str) -> UsageSessionOut:
+    return UsageSessionOut(
+        session_id=session.session_id,
+        gateway=gateway,
+        machine=machine,
+        member_id=session.member_id,
+        badge_uid=session.badge_uid,
+        decided_by=session.decided_by,
+        started_at=session.started_at,
+        ended_at=session.ended_at,
+        unlocked_ms=session.unlocked_ms,
+        running_ms=session.running_ms,
+        idle_ms=session.idle_ms,
+        end_reason=session.end_reason,
+    )
+
+
+@router.get("")
+def list_sessions(
+    *,
+    db: SessionDep,
+    page: PageDep,
+    machine: Ident | None = None,
+    member: int | None = None,
+    since: AwareDatetime | None = None,
+    open_only: bool = False,
+) -> list[UsageSessionOut]:
+    """Sessions newest first; ``since`` keeps those started at or after it."""
+    criteria: list[sa.ColumnElement[bool]] = []
+    if machine is not None:
+        criteria.append(Machine.slug == machine)
+    if member is not None:
+        criteria.append(UsageSession.member_id == member)
+    if since is not None:
+        criteria.append(UsageSession.started_at >= since)
+    if open_only:
+        criteria.append(UsageSession.ended_at.is_(None))
+    return _find(db, criteria, page)
+
+
+@router.get("/{session_id}")
+def get_session(
+    session_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")], db: SessionDep
+) -> UsageSessionOut:
+    found = _find(db, [UsageSession.session_id == session_id], Page(limit=1, offset=0))
+    if not found:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no session {session_id}")
+    return found[0]

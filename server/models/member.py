@@ -1,0 +1,33 @@
+"""Members of the workshop: the people who tap badges."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from server.clock import utc_now
+from server.db import Base, enum_type
+
+if TYPE_CHECKING:
+    from server.models.badge import Badge
+
+
+class MemberStatus(StrEnum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"  # e.g. membership unpaid: badge taps are refused
+
+
+class Member(Base):
+    __tablename__ = "members"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str | None] = mapped_column(String(254))
+    status: Mapped[MemberStatus] = mapped_column(
+        enum_type(MemberStatus, "member_status"), default=MemberStatus.ACTIVE
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    badges: Mapped[list["Badge"]] = relationship(back_populates="member", order_by="Badge.id")

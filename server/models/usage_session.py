@@ -1,0 +1,41 @@
+"""A usage session: one member's use of one machine, as metered by its gateway."""
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from server.db import Base, BigPK
+from server.models.gateway import Gateway
+from server.models.machine import Machine
+from server.models.member import Member
+
+
+class UsageSession(Base):
+    """Built from the gateway's events; durations are the largest totals reported.
+
+    ``started_at`` is the earliest event time seen, so that it is right whatever
+    order the events arrive in (``session_started`` is the earliest event).
+    """
+
+    __tablename__ = "usage_sessions"
+
+    id: Mapped[int] = mapped_column(BigPK, primary_key=True)
+    # Made on the gateway, so that a session opened offline has an id at once.
+    session_id: Mapped[str] = mapped_column(String(64), unique=True)
+    gateway_id: Mapped[int] = mapped_column(ForeignKey("gateways.id"), index=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id"), index=True)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+    badge_uid: Mapped[str | None] = mapped_column(String(32))
+    decided_by: Mapped[str | None] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]
+    unlocked_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    running_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    idle_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    end_reason: Mapped[str | None] = mapped_column(String(40))
+    last_event_seq: Mapped[int] = mapped_column(BigInteger)
+
+    gateway: Mapped[Gateway] = relationship()
+    machine: Mapped[Machine] = relationship()
+    member: Mapped[Member | None] = relationship()

@@ -1,0 +1,213 @@
+"""What the server does with each message a gateway publishes.
+
+:class:`Handlers` turns one incoming (topic, payload) into at most one message
+to send back, with no broker in sight, so it can be tested on its own and
+:class:`~server.mqtt.service.MqttService` stays a thin shell around paho.
+Anything malformed is logged with its topic and answered when the answer is
+useful to the gateway; it changes nothing else.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+
+from protocol.errors import BadPayload, BadTopic
+from protocol.ids import Ident
+from protocol.messages import (
+    MAX_PAYLOAD_BYTES,
+    AccessReply,
+    AccessRequest,
+    BadgeUid,
+    EventAck,
+    GatewayStatus,
+    Reason,
+    Telemetry,
+    Token,
+    UsageEvent,
+    decode,
+    encode,
+)
+from protocol.topics import QOS, Channel, TopicAddress, parse_topic, topic
+from server.access import decide
+from server.clock import Clock, to_ms
+from server.db import SessionFactory
+from server.gateway_status import StatusOutcome, record_status
+from server.usage import ingest
+
+log = logging.getLogger(__name__)
+
+PLACEHOLDER_BADGE = "0000"
+"""Sent back in a ``bad_request`` reply when the request had no readable badge:
+AccessReply requires one, and the gateway matches replies by ``request_id``."""
+
+_token = TypeAdapter(Token)
+_ident = TypeAdapter(Ident)
+_badge = TypeAdapter(BadgeUid)
+_seq = TypeAdapter(int)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A message to publish in answer; never retained."""
+
+    topic: str
+    payload: bytes
+    qos: int
+
+
+class Handlers:
+    """Reads the gateways of ``site``; each message gets a database session of its own."""
+
+    def __init__(
+        self, site: str, session_factory: SessionFactory, clock: Clock, request_clock_tolerance_ms: int
+    ) -> None:
+        self.site = site
+        self._sessions = session_factory
+        self._clock = clock
+        self._tolerance_ms = request_clock_tolerance_ms
+
+    def handle(self, topic_name: str, payload: bytes) -> Outgoing | None:
+        """The answer to one message, if any. Raises only on a failure of the server itself."""
+        try:
+            address = parse_topic(topic_name)
+        except BadTopic as error:
+            log.warning("ignored message on bad topic %r: %s", topic_name, error)
+            return None
+        if address.site != self.site:
+            log.warning("ignored message for site %s on %s", address.site, topic_name)
+            return None
+        if address.channel is Channel.ACCESS_REQUEST:
+            return self.access_request(address, topic_name, payload)
+        if address.channel is Channel.EVENTS:
+            return self.usage_event(address, topic_name, payload)
+        if address.channel is Channel.STATUS:
+            self.status(address, topic_name, payload)
+        elif address.channel is Channel.TELEMETRY:
+            self.telemetry(topic_name, payload)
+        else:
+            log.debug("ignored message on %s: not a channel the server reads", topic_name)
+        return None
+
+    def access_request(self, address: TopicAddress, topic_name: str, payload: bytes) -> Outgoing | None:
+        reply_topic = topic(self.site, address.gateway, Channel.ACCESS_REPLY)
+        try:
+            request = decode(AccessRequest, payload)
+        except BadPayload as error:
+            log.warning("bad access request on %s: %s", topic_name, error)
+            reply = _bad_request_reply(payload, str(error))
+            if reply is None:
+                return None
+            return Outgoing(reply_topic, encode(reply), QOS[Channel.ACCESS_REPLY])
+        now = self._clock()
+        if request.expires_at_ms + self._tolerance_ms < to_ms(now):
+            # The gateway stopped waiting long ago and decided from its allowlist.
+            log.info(
+                "dropped access request %s on %s: expired %d ms ago",
+                request.request_id,
+                topic_name,
+                to_ms(now) - request.expires_at_ms,
+            )
+            return None
+        with self._sessions() as db:
+            reply = decide(db, self.site, address.gateway, request, now)
+        # DEBUG: every decision is in the access_decisions table already.
+        log.debug(
+            "access %s: badge %s on %s/%s: %s",
+            "granted" if reply.granted else "refused",
+            request.badge,
+            address.gateway,
+            request.machine,
+            reply.reason.value,
+        )
+        return Outgoing(reply_topic, encode(reply), QOS[Channel.ACCESS_REPLY])
+
+    def usage_event(self, address: TopicAddress, topic_name: str, payload: bytes) -> Outgoing | None:
+        ack_topic = topic(self.site, address.gateway, Channel.EVENTS_ACK)
+        try:
+            event = decode(UsageEvent, payload)
+        except BadPayload as error:
+            # Refused for good, and said so: resending the same bytes cannot help. The
+            # payload is logged so that a manager can still recover the usage by hand.
+            log.error("bad usage event on %s: %s; payload %r", topic_name, error, bytes(payload[:300]))
+            refusal = _bad_event_ack(payload, str(error))
+            if refusal is None:
+                return None
+            return Outgoing(ack_topic, encode(refusal), QOS[Channel.EVENTS_ACK])
+        with self._sessions() as db:
+            ack = ingest(db, address.gateway, event, self._clock(), site=self.site)
+        return Outgoing(ack_topic, encode(ack), QOS[Channel.EVENTS_ACK])
+
+    def status(self, address: TopicAddress, topic_name: str, payload: bytes) -> None:
+        if not payload:
+            log.debug("retained status cleared on %s", topic_name)
+            return
+        try:
+            status = decode(GatewayStatus, payload)
+        except BadPayload as error:
+            log.warning("bad status on %s: %s", topic_name, error)
+            return
+        with self._sessions() as db:
+            outcome = record_status(db, self.site, address.gateway, status, self._clock())
+        if outcome is StatusOutcome.APPLIED:
+            log.info("gateway %s is %s (boot %d)", address.gateway, status.state.value, status.boot)
+        elif outcome is StatusOutcome.STALE:
+            log.info(
+                "ignored stale %s status of gateway %s, boot %d", status.state, address.gateway, status.boot
+            )
+        else:
+            log.warning("status from unregistered gateway %s on %s", address.gateway, topic_name)
+
+    def telemetry(self, topic_name: str, payload: bytes) -> None:
+        # Checked, not stored yet: the time-series store comes with its own issue.
+        try:
+            decode(Telemetry, payload)
+        except BadPayload as error:
+            log.warning("bad telemetry on %s: %s", topic_name, error)
+
+
+def _json_object(payload: bytes) -> dict[str, Any] | None:
+    """The payload as a JSON object, if it is one, to salvage fields from."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None  # not worth parsing: the size limit exists to spare the parser
+    try:
+        document = json.loads(payload)
+    except ValueError:  # includes UnicodeDecodeError
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _field(document: dict[str, Any], name: str, adapter: TypeAdapter[Any]) -> Any:
+    """Field ``name`` if it is valid on its own, else None."""
+    try:
+        return adapter.validate_python(document.get(name), strict=True)
+    except ValidationError:
+        return None
+
+
+def _bad_event_ack(payload: bytes, error: str) -> EventAck | None:
+    document = _json_object(payload)
+    seq = None if document is None else _field(document, "seq", _seq)
+    if seq is None or seq < 1:
+        return None
+    return EventAck(seq=seq, ok=False, error=f"bad event: {error}"[:200])
+
+
+def _bad_request_reply(payload: bytes, error: str) -> AccessReply | None:
+    document = _json_object(payload)
+    if document is None:
+        return None
+    request_id = _field(document, "request_id", _token)
+    machine = _field(document, "machine", _ident)
+    if request_id is None or machine is None:
+        return None
+    return AccessReply(
+        request_id=request_id,
+        machine=machine,
+        badge=_field(document, "badge", _badge) or PLACEHOLDER_BADGE,
+        granted=False,
+        reason=Reason.BAD_REQUEST,
+        message=error[:200],
+    )

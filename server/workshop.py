@@ -1,0 +1,266 @@
+"""Managing the workshop's records: one call per thing a manager does.
+
+The API, the demo seed and the tests create members, badges, skills, gateways,
+machines and certifications through these functions instead of writing SQL.
+Each adds to the session and flushes (so ids exist and mistakes surface at
+once) but does not commit: the caller decides what one transaction is.
+
+Mistakes raise a :class:`WorkshopError` that says what is wrong; each also
+inherits the builtin it resembles, so ``except LookupError`` works too.
+"""
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from protocol.ids import is_valid_id
+from server.clock import utc_now
+from server.models import (
+    Badge,
+    Certification,
+    CertificationLevel,
+    Gateway,
+    Machine,
+    Member,
+    MemberStatus,
+    Skill,
+)
+from server.models.badge import normalise_uid
+
+T = TypeVar("T")
+
+
+class WorkshopError(Exception):
+    """Root of the errors a manager's action can meet."""
+
+
+class NotFound(WorkshopError, LookupError):
+    """The member, badge, skill, gateway, machine or certification does not exist."""
+
+
+class AlreadyExists(WorkshopError, ValueError):
+    """Something with this id (a badge UID, a slug) exists already."""
+
+
+class Conflict(WorkshopError, ValueError):
+    """The action contradicts the record's state (e.g. revoking twice)."""
+
+
+class InvalidValue(WorkshopError, ValueError):
+    """A value that can never be right (a bad slug, a naive datetime)."""
+
+
+def _check_slug(slug: str, what: str) -> str:
+    if not is_valid_id(slug):
+        raise InvalidValue(f"invalid {what} id {slug!r}: use a-z, 0-9 and '-', 1 to 64 characters")
+    return slug
+
+
+def _utc(moment: datetime, what: str) -> datetime:
+    """``moment`` in UTC, as it will read back from the database."""
+    if moment.utcoffset() is None:
+        raise InvalidValue(f"{what} needs a time zone")
+    return moment.astimezone(UTC)
+
+
+def _when(now: datetime | None) -> datetime:
+    return utc_now() if now is None else _utc(now, "now")
+
+
+def _added(db: Session, thing: T) -> T:
+    db.add(thing)
+    db.flush()
+    return thing
+
+
+# Members and badges
+
+
+def add_member(
+    db: Session,
+    name: str,
+    *,
+    email: str | None = None,
+    badge: str | None = None,
+    status: MemberStatus = MemberStatus.ACTIVE,
+    now: datetime | None = None,
+) -> Member:
+    """A new member, with a badge enrolled for them when ``badge`` (a hex UID) is given."""
+    if not name.strip():
+        raise InvalidValue("a member needs a name")
+    member = _added(db, Member(name=name.strip(), email=email, status=status, created_at=_when(now)))
+    if badge is not None:
+        enrol_badge(db, member.id, badge, now=now)
+    return member
+
+
+def get_member(db: Session, member_id: int) -> Member:
+    member = db.get(Member, member_id)
+    if member is None:
+        raise NotFound(f"no member {member_id}")
+    return member
+
+
+def set_member_status(db: Session, member_id: int, status: MemberStatus) -> Member:
+    member = get_member(db, member_id)
+    member.status = status
+    db.flush()
+    return member
+
+
+def enrol_badge(db: Session, member_id: int, uid: str, *, now: datetime | None = None) -> Badge:
+    """Enrol badge ``uid`` (hex, any case) for a member; a UID is enrolled once only."""
+    try:
+        uid = normalise_uid(uid)
+    except ValueError as error:
+        raise InvalidValue(str(error)) from None
+    get_member(db, member_id)
+    if db.scalar(sa.select(Badge.id).where(Badge.uid == uid)) is not None:
+        raise AlreadyExists(f"badge {uid} is already enrolled")
+    return _added(db, Badge(uid=uid, member_id=member_id, enrolled_at=_when(now)))
+
+
+def get_badge(db: Session, uid: str) -> Badge:
+    badge = db.scalar(sa.select(Badge).where(Badge.uid == uid.strip().upper()))
+    if badge is None:
+        raise NotFound(f"no badge {uid}")
+    return badge
+
+
+def set_badge_active(db: Session, uid: str, active: bool) -> Badge:
+    """Disable a lost badge (or enable it again); its history stays."""
+    badge = get_badge(db, uid)
+    badge.active = active
+    db.flush()
+    return badge
+
+
+# Skills and certifications
+
+
+def add_skill(db: Session, slug: str, name: str, description: str = "") -> Skill:
+    _check_slug(slug, "skill")
+    if db.scalar(sa.select(Skill.id).where(Skill.slug == slug)) is not None:
+        raise AlreadyExists(f"skill {slug} exists already")
+    return _added(db, Skill(slug=slug, name=name, description=description))
+
+
+def get_skill(db: Session, slug: str) -> Skill:
+    skill = db.scalar(sa.select(Skill).where(Skill.slug == slug))
+    if skill is None:
+        raise NotFound(f"no skill {slug}")
+    return skill
+
+
+def grant_certification(
+    db: Session,
+    member_id: int,
+    skill: str,
+    *,
+    level: CertificationLevel = CertificationLevel.AUTONOMOUS,
+    granted_by: int | None = None,
+    expires_at: datetime | None = None,
+    now: datetime | None = None,
+) -> Certification:
+    """Certify a member in ``skill`` (a slug); ``granted_by`` is the trainer's member id."""
+    if expires_at is not None:
+        expires_at = _utc(expires_at, "expires_at")
+    get_member(db, member_id)
+    skill_id = get_skill(db, skill).id
+    if granted_by is not None:
+        get_member(db, granted_by)
+    return _added(
+        db,
+        Certification(
+            member_id=member_id,
+            skill_id=skill_id,
+            level=level,
+            granted_by_id=granted_by,
+            granted_at=_when(now),
+            expires_at=expires_at,
+        ),
+    )
+
+
+def get_certification(db: Session, certification_id: int) -> Certification:
+    certification = db.get(Certification, certification_id)
+    if certification is None:
+        raise NotFound(f"no certification {certification_id}")
+    return certification
+
+
+def revoke_certification(
+    db: Session, certification_id: int, *, reason: str | None = None, now: datetime | None = None
+) -> Certification:
+    certification = get_certification(db, certification_id)
+    if certification.revoked_at is not None:
+        raise Conflict(f"certification {certification_id} was already revoked")
+    certification.revoked_at = _when(now)
+    certification.revoke_reason = reason
+    db.flush()
+    return certification
+
+
+# Gateways and machines
+
+
+def add_gateway(db: Session, slug: str, *, site: str, name: str = "") -> Gateway:
+    """Register a gateway for ``site``: until then the server refuses to answer it."""
+    _check_slug(slug, "gateway")
+    _check_slug(site, "site")
+    if db.scalar(sa.select(Gateway.id).where(Gateway.slug == slug)) is not None:
+        raise AlreadyExists(f"gateway {slug} exists already")
+    return _added(db, Gateway(slug=slug, site=site, name=name or slug))
+
+
+def get_gateway(db: Session, slug: str) -> Gateway:
+    gateway = db.scalar(sa.select(Gateway).where(Gateway.slug == slug))
+    if gateway is None:
+        raise NotFound(f"no gateway {slug}")
+    return gateway
+
+
+def add_machine(
+    db: Session,
+    slug: str,
+    name: str,
+    *,
+    machine_class: str,
+    gateway: str | None = None,
+    required_skills: Iterable[str] = (),
+) -> Machine:
+    """A machine, wired to ``gateway`` (a slug) and requiring ``required_skills`` (slugs)."""
+    _check_slug(slug, "machine")
+    if db.scalar(sa.select(Machine.id).where(Machine.slug == slug)) is not None:
+        raise AlreadyExists(f"machine {slug} exists already")
+    # Sorted as the relationship reads them back, so the new object looks the same as a loaded one.
+    skills = sorted((get_skill(db, skill) for skill in set(required_skills)), key=lambda skill: skill.slug)
+    return _added(
+        db,
+        Machine(
+            slug=slug,
+            name=name,
+            machine_class=machine_class,
+            gateway=get_gateway(db, gateway) if gateway is not None else None,
+            required_skills=skills,
+        ),
+    )
+
+
+def get_machine(db: Session, slug: str) -> Machine:
+    machine = db.scalar(sa.select(Machine).where(Machine.slug == slug))
+    if machine is None:
+        raise NotFound(f"no machine {slug}")
+    return machine
+
+
+def set_lockout(db: Session, slug: str, locked_out: bool, reason: str | None = None) -> Machine:
+    """Lock a machine out (broken, being serviced) or back in; badge taps are refused meanwhile."""
+    machine = get_machine(db, slug)
+    machine.locked_out = locked_out
+    machine.lockout_reason = reason if locked_out else None
+    db.flush()
+    return machine

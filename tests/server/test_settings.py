@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from server.settings import Settings
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATABASE_URL", "MQTT_URL", "SITE", "MQTT_SHARED_GROUP", "HTTP_PORT", "LOG_LEVEL"):
+        monkeypatch.delenv(f"ATELIER_{name}", raising=False)
+    settings = Settings()
+    assert settings.database_url == "sqlite:///atelier.db"
+    assert settings.mqtt_url == "mqtt://127.0.0.1:1883"
+    assert (settings.site, settings.mqtt_shared_group) == ("demo", None)
+    assert (settings.http_host, settings.http_port, settings.log_level) == ("127.0.0.1", 8000, "INFO")
+    assert settings.request_clock_tolerance_ms == 5000
+    assert (settings.broker.host, settings.broker.port) == ("127.0.0.1", 1883)
+
+
+def test_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ATELIER_SITE", "fablab-nord")
+    monkeypatch.setenv("ATELIER_MQTT_URL", "mqtts://server:secret@broker.example:8883")
+    monkeypatch.setenv("ATELIER_MQTT_SHARED_GROUP", "servers")
+    monkeypatch.setenv("ATELIER_LOG_LEVEL", "debug")
+    monkeypatch.setenv("ATELIER_HTTP_PORT", "8080")
+    settings = Settings()
+    assert (settings.site, settings.mqtt_shared_group, settings.log_level) == (
+        "fablab-nord",
+        "servers",
+        "DEBUG",
+    )
+    assert settings.http_port == 8080
+    assert (settings.broker.tls, settings.broker.username, settings.broker.password) == (
+        True,
+        "server",
+        "secret",
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("site", "Fablab Nord"),
+        ("mqtt_url", "http://broker"),
+        ("mqtt_shared_group", "$share"),
+        ("log_level", "LOUD"),
+        ("http_port", 0),
+        ("request_clock_tolerance_ms", -1),
+    ],
+)
+def test_bad_values_are_refused(field: str, value: object) -> None:
+    with pytest.raises(ValidationError, match=field):
+        Settings.model_validate({field: value})
