@@ -182,7 +182,9 @@ def test_an_unlock_command_opens_a_session_without_a_badge(bench: Bench) -> None
     assert started.kind is EventKind.SESSION_STARTED
     assert started.badge is None
     assert bench.state is UNLOCKED
-    assert bench.at(110).badge(BADGE) == [Show(Signal.DENIED, Reason.MACHINE_IN_USE)], "no badge owns this session"
+    assert bench.at(110).badge(BADGE) == [Show(Signal.DENIED, Reason.MACHINE_IN_USE)], (
+        "no badge owns this session"
+    )
 
 
 def test_an_unlock_command_cancels_a_deferred_lock(bench: Bench) -> None:
