@@ -52,6 +52,27 @@ SITE = "bench"
 GATEWAY = "gw-bench"
 BADGE = "04A1B2C3D4"
 
+# The floor: a responder that answers every request at once, with no database and no
+# rules, through the same broker and client manners as the product.
+_ECHO_SERVER = """
+import sys
+from protocol.messages import AccessReply, AccessRequest, Reason, decode, encode
+from protocol.mqtt import BrokerURL, make_client
+from protocol.topics import Channel, topic
+url = BrokerURL.parse(sys.argv[1])
+client = make_client(url, "bench-echo")
+reply_topic = topic(sys.argv[2], sys.argv[3], Channel.ACCESS_REPLY)
+def answer(client, userdata, message):
+    request = decode(AccessRequest, message.payload)
+    reply = AccessReply(request_id=request.request_id, machine=request.machine, badge=request.badge,
+                        granted=True, reason=Reason.GRANTED)
+    client.publish(reply_topic, encode(reply), qos=1)
+client.on_message = answer
+client.on_connect = lambda c, u, f, rc, p: c.subscribe(topic(sys.argv[2], sys.argv[3], Channel.ACCESS_REQUEST), qos=1)
+client.connect(url.host, url.port)
+client.loop_forever()
+"""
+
 # A server whose clients keep Nagle's algorithm: the naive set-up, for comparison only.
 _NAIVE_SERVER = (
     "import protocol.mqtt as m; m._no_delay = lambda *a: None; "
@@ -109,6 +130,17 @@ def server_process(database_url: str, mqtt_url: str, naive: bool) -> Iterator[No
             if time.monotonic() > deadline or process.poll() is not None:
                 raise RuntimeError("the server did not come up")
             time.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def echo_process(mqtt_url: str) -> Iterator[None]:
+    process = subprocess.Popen([sys.executable, "-c", _ECHO_SERVER, mqtt_url, SITE, GATEWAY], cwd=ROOT)
+    try:
+        time.sleep(1.0)  # connected and subscribed well within a second on loopback
         yield
     finally:
         process.terminate()
@@ -248,7 +280,15 @@ def run(requests: int, naive_requests: int, taps: int) -> None:
                 if not naive:
                     results["product tap"] = tap_to_relay(broker.url, taps, Path(directory) / "gateway")
                     report("product tap → relay on (gateway daemon)", results["product tap"])
+    with mosquitto() as broker, echo_process(broker.url):
+        results["floor"] = decision_round_trips(broker.url, requests, naive=False)
+        report("floor: echo responder, no database", results["floor"])
     product = results["product decision"]
+    floor = results["floor"]
+    print(
+        f"product / floor: p50 {statistics.median(product) / statistics.median(floor):.1f}x, "
+        f"p99 {percentile(product, 99) / percentile(floor, 99):.1f}x"
+    )
     print(f"p50 {statistics.median(product):.2f} ms")
     print(f"p99 {percentile(product, 99):.2f} ms")
     naive_p50 = statistics.median(results["naive (Nagle on) decision"])

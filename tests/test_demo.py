@@ -1,0 +1,76 @@
+"""``atelier demo`` works as a newcomer runs it: in its own process, to the end of a round.
+
+It runs on the in-process amqtt broker, the path a machine without Mosquitto
+takes with ``make demo``, and checks that every session of the round was
+recorded once; the server's API is then asked again from here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.services import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATELIER_")}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "demo",
+            "--port",
+            str(free_port()),
+            "--data-dir",
+            str(tmp_path),
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_one_round_of_the_demo_records_every_session(tmp_path: Path) -> None:
+    demo = _demo(tmp_path, "--once", "--amqtt")
+    output, _ = demo.communicate(timeout=120)
+    assert demo.returncode == 0, output
+    assert "amqtt (in-process)" in output
+    for refusal in (
+        "not_certified",
+        "unknown_badge",
+        "member_inactive",
+        "machine_locked_out",
+        "certification_expired",
+    ):
+        assert f"REFUSED ({refusal})" in output, f"the demo shows a {refusal} refusal"
+    assert "The server recorded 5 usage sessions" in output
+    assert "Done: every session was recorded once." in output
+    assert (tmp_path / "atelier.db").exists(), "the demo's SQLite database is where it was told"
+
+
+def test_ctrl_c_stops_the_demo_cleanly(tmp_path: Path) -> None:
+    demo = _demo(tmp_path, "--amqtt")
+    assert demo.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    for line in demo.stdout:
+        lines.append(line)
+        if "granted" in line or time.monotonic() > deadline:
+            break
+    demo.send_signal(signal.SIGINT)
+    rest, _ = demo.communicate(timeout=30)
+    output = "".join(lines) + rest
+    assert demo.returncode == 0, output
+    assert "Ctrl-C: stopped." in output
+    assert "Traceback" not in output
