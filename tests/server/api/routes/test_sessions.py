@@ -60,7 +60,7 @@ def test_newest_first_with_filters(client: TestClient, db: Session, workshop: Wo
     }
     assert first["started_at"].startswith("2026-03-02T10:00:00")
 
-    def ids(**params: object) -> list[str]:
+    def ids(**params: str | int | bool) -> list[str]:
         return [s["session_id"] for s in client.get("/api/v1/sessions", params=params).json()]
 
     assert ids(machine="sewing-1") == ["s-a"]
