@@ -8,7 +8,16 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 
 from controller.hardware.interfaces import Signal
-from protocol.messages import AccessRequest, DecidedBy, EventKind, MachineState, Reason, UsageEvent
+from protocol.messages import (
+    AccessRequest,
+    CertificationLevel,
+    CertifyRequest,
+    DecidedBy,
+    EventKind,
+    MachineState,
+    Reason,
+    UsageEvent,
+)
 
 
 class EndReason(StrEnum):
@@ -18,6 +27,7 @@ class EndReason(StrEnum):
     BADGE_OUT = "badge_out"
     LOCK_COMMAND = "lock_command"
     GATEWAY_STOPPED = "gateway_stopped"
+    HANDOVER = "handover"  # a trainer handed the powered machine over to a member
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +41,7 @@ class SessionEvent:
     badge: str | None = None
     member_id: int | None = None
     decided_by: DecidedBy | None = None
+    supervisor_id: int | None = None
     unlocked_ms: int = 0
     running_ms: int = 0
     idle_ms: int = 0
@@ -38,6 +49,23 @@ class SessionEvent:
 
     def with_seq(self, seq: int) -> UsageEvent:
         return UsageEvent(seq=seq, **asdict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class CertifyOutcome:
+    """How a certification at the machine ended: the server's answer, or the gateway's timeout."""
+
+    request_id: str
+    trainer_badge: str
+    member_badge: str
+    level: CertificationLevel
+    certified: bool
+    reason: Reason
+    at_ms: int
+    message: str = ""
+    member_id: int | None = None
+    member_name: str | None = None
+    skills: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +90,11 @@ class SendRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class SendCertify:
+    request: CertifyRequest
+
+
+@dataclass(frozen=True, slots=True)
 class Emit:
     event: SessionEvent
 
@@ -71,4 +104,4 @@ class PublishState:
     state: MachineState
 
 
-Action = SwitchOn | SwitchOff | Show | SendRequest | Emit | PublishState
+Action = SwitchOn | SwitchOff | Show | SendRequest | SendCertify | Emit | PublishState

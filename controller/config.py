@@ -25,6 +25,7 @@ from pydantic import (
 
 from protocol.errors import ProtocolError
 from protocol.ids import Ident
+from protocol.messages import CertificationLevel
 from protocol.mqtt import BrokerURL
 
 MQTT_URL_ENV = "ATELIER_MQTT_URL"
@@ -121,14 +122,37 @@ class GpioIndicatorConfig(Section):
     buzzer_pin: Pin | None = None
 
 
+class SimulatedButtonConfig(Section):
+    type: Literal["simulated"]
+
+
+class GpioButtonConfig(Section):
+    """A push button between ``pin`` and ground; ``pull_up = false`` if it pulls the pin high instead."""
+
+    type: Literal["gpio"]
+    pin: Pin
+    pull_up: bool = True
+    bounce_ms: Annotated[int, Field(ge=0, le=1000)] = 50
+
+
+ButtonConfig = Annotated[SimulatedButtonConfig | GpioButtonConfig, Field(discriminator="type")]
+
+
 class MachineSection(Section):
     id: Ident
     name: Annotated[str, Field(min_length=1, max_length=120)]
     idle_timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 600.0
+    supervision_window_s: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+    """After a trainer is granted here, a badge tapped within this many seconds is asked
+    about as supervised by them (and may be certified at the machine). 0 turns it off."""
+    certify_level: CertificationLevel = CertificationLevel.AUTONOMOUS
+    """The level a trainer's certification at this machine grants."""
     reader: SimulatedReaderConfig
     current: SimulatedCurrentConfig
     switch: GpioSwitchConfig
     indicator: GpioIndicatorConfig
+    button: ButtonConfig | None = None
+    """An optional button that confirms a trainer's certification at the machine."""
 
     def pins(self) -> list[tuple[str, int | str]]:
         used: list[tuple[str, int | str]] = [
@@ -138,6 +162,8 @@ class MachineSection(Section):
         ]
         if self.indicator.buzzer_pin is not None:
             used.append(("indicator.buzzer_pin", self.indicator.buzzer_pin))
+        if isinstance(self.button, GpioButtonConfig):
+            used.append(("button.pin", self.button.pin))
         return used
 
 

@@ -1,16 +1,16 @@
 """A gateway: the machines of one Raspberry Pi, their hardware, and the link.
 
-One worker thread owns every state machine and every part: it polls readers
-and current clamps each sample interval, and is woken at once by what the
-MQTT thread hands over (a reply, an ack, a command) or by a reader that
-announces a tap, so a decision never waits for the next poll. Only the worker
-touches machines, relays and lights, so none of them needs a lock.
+One worker thread owns every state machine and every part: it polls readers,
+buttons and current clamps each sample interval, and is woken at once by
+what the MQTT thread hands over (a reply, a certification's answer, an ack, a
+command) or by a reader or button that announces itself, so a decision never
+waits for the next poll. Only the worker touches machines, relays and
+lights, so none of them needs a lock.
 """
 
 import contextlib
 import logging
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Self
 
 from controller import inbox
+from controller.actions import Action, Emit, PublishState, SendCertify, SendRequest, Show, SwitchOff, SwitchOn
 from controller.clock import Clock, SystemClock
 from controller.config import GatewayConfig
 from controller.hardware.factory import build_parts
@@ -25,15 +26,20 @@ from controller.hardware.gpio import PinFactory, pin_factory_from_name
 from controller.hardware.interfaces import Announcing, Signal
 from controller.journal import Journal
 from controller.link import Link
-from controller.machine import Action, Emit, Machine, PublishState, SendRequest, Show, SwitchOff, SwitchOn
+from controller.machine import Machine
 from controller.station import MachineStation, rules_for
-from protocol.messages import AccessReply, Command, CommandAction, EventAck, MachineStateName, Telemetry
+from protocol.messages import (
+    AccessReply,
+    CertifyReply,
+    Command,
+    CommandAction,
+    EventAck,
+    MachineStateName,
+    Telemetry,
+)
 
 log = logging.getLogger(__name__)
 
-_BADGE_UID = re.compile(r"^[0-9A-F]{4,32}$")
-TAPS_PER_SAMPLE = 8
-"""At most this many queued taps are read from one reader per sample."""
 COMPACT_EVERY_S = 60.0
 ACK_GRACE_S = 1.0
 """How long a clean stop waits for the server to acknowledge the last events."""
@@ -88,7 +94,9 @@ class Gateway:
         for station in self.machines.values():
             self._carry_out(station, station.machine.start(self.clock.monotonic(), self.clock.wall_ms()))
             if isinstance(station.parts.reader, Announcing):
-                station.parts.reader.set_listener(self._announcer(station.id))
+                station.parts.reader.set_listener(self._announcer(inbox.Tapped(station.id)))
+            if isinstance(station.parts.button, Announcing):
+                station.parts.button.set_listener(self._announcer(inbox.Pressed(station.id)))
         self._thread = threading.Thread(
             target=self._work, name=f"gateway-{self.config.gateway.id}", daemon=True
         )
@@ -107,8 +115,9 @@ class Gateway:
             self._inbox.put(inbox.Stop())
             self._thread.join()
         for station in self.machines.values():
-            if isinstance(station.parts.reader, Announcing):
-                station.parts.reader.set_listener(None)
+            for part in (station.parts.reader, station.parts.button):
+                if isinstance(part, Announcing):
+                    part.set_listener(None)
             with self._guard(station, "shutting down"):
                 self._carry_out(
                     station, station.machine.shutdown(self.clock.monotonic(), self.clock.wall_ms())
@@ -170,14 +179,17 @@ class Gateway:
     def on_reply(self, reply: AccessReply) -> None:
         self._inbox.put(inbox.Reply(reply))
 
+    def on_certify_reply(self, reply: CertifyReply) -> None:
+        self._inbox.put(inbox.CertifyAnswer(reply))
+
     def on_ack(self, ack: EventAck) -> None:
         self._inbox.put(inbox.Ack(ack))
 
     def on_command(self, command: Command) -> None:
         self._inbox.put(inbox.CommandArrived(command))
 
-    def _announcer(self, machine_id: str) -> Callable[[], None]:
-        return lambda: self._inbox.put(inbox.Tapped(machine_id))
+    def _announcer(self, item: inbox.Item) -> Callable[[], None]:
+        return lambda: self._inbox.put(item)
 
     # The worker.
 
@@ -225,7 +237,7 @@ class Gateway:
                 log.info("machine %s works again", station.id)
                 station.faulty = False
                 with contextlib.suppress(Exception):
-                    station.parts.indicator.show(station.machine.signal)
+                    station.show(station.machine.signal)
 
     def _fault(self, station: MachineStation, doing: str) -> None:
         # Logged once per episode: a dead sensor polled ten times a second must not flood the log.
@@ -233,40 +245,36 @@ class Gateway:
             log.exception("machine %s: %s failed", station.id, doing)
         station.faulty = True
         with contextlib.suppress(Exception):
-            station.parts.indicator.show(Signal.ERROR)
+            station.show(Signal.ERROR)
 
     def _sample(self, station: MachineStation) -> None:
-        with self._guard(station, "reading its badge reader and current sensor"):
+        with self._guard(station, "reading its badge reader, button and current sensor"):
             self._read_badges(station)
+            self._read_button(station)
             amps = station.parts.current.amps()
             self._carry_out(
                 station, station.machine.current(amps, self.clock.monotonic(), self.clock.wall_ms())
             )
 
     def _read_badges(self, station: MachineStation) -> None:
-        for _ in range(TAPS_PER_SAMPLE):
-            uid = station.parts.reader.read()
-            if uid is None:
-                return
-            uid = uid.strip().upper()
-            if not _BADGE_UID.match(uid):
-                log.warning("machine %s: ignored an unreadable badge UID %r", station.id, uid)
-                continue
+        for uid in station.taps():
             self._carry_out(station, station.machine.badge(uid, self.clock.monotonic(), self.clock.wall_ms()))
+
+    def _read_button(self, station: MachineStation) -> None:
+        for _ in station.presses():
+            self._carry_out(station, station.machine.button(self.clock.monotonic(), self.clock.wall_ms()))
 
     def _handle(self, item: inbox.Item) -> None:
         if isinstance(item, inbox.Tapped):
             station = self.machines[item.machine]
             with self._guard(station, "reading its badge reader"):
                 self._read_badges(station)
-        elif isinstance(item, inbox.Reply):
-            station_or_none = self.machines.get(item.reply.machine)
-            if station_or_none is None:
-                log.warning("dropped an access reply for unknown machine %r", item.reply.machine)
-                return
-            with self._guard(station_or_none, "acting on an access reply"):
-                now, wall = self.clock.monotonic(), self.clock.wall_ms()
-                self._carry_out(station_or_none, station_or_none.machine.reply(item.reply, now, wall))
+        elif isinstance(item, inbox.Pressed):
+            station = self.machines[item.machine]
+            with self._guard(station, "reading its button"):
+                self._read_button(station)
+        elif isinstance(item, inbox.Reply | inbox.CertifyAnswer):
+            self._answer(item.reply)
         elif isinstance(item, inbox.Ack):
             if not item.ack.ok:
                 log.error("the server refused event %d for good: %s", item.ack.seq, item.ack.error)
@@ -275,6 +283,19 @@ class Gateway:
             self._obey(item.command)
         elif isinstance(item, inbox.Connected):
             self._replay()
+
+    def _answer(self, reply: AccessReply | CertifyReply) -> None:
+        """The server's answer to a request (access or certification): for its machine's interlock."""
+        station = self.machines.get(reply.machine)
+        if station is None:
+            log.warning("dropped a %s for unknown machine %r", type(reply).__name__, reply.machine)
+            return
+        with self._guard(station, f"acting on a {type(reply).__name__}"):
+            now, wall = self.clock.monotonic(), self.clock.wall_ms()
+            if isinstance(reply, AccessReply):
+                self._carry_out(station, station.machine.reply(reply, now, wall))
+            else:
+                self._carry_out(station, station.machine.certify_reply(reply, now, wall))
 
     def _replay(self) -> None:
         """On (re)connection: the journal's unacknowledged events in order, then the machine states."""
@@ -340,14 +361,27 @@ class Gateway:
         elif isinstance(action, SwitchOff):
             station.parts.switch.off()
         elif isinstance(action, Show):
-            if action.reason is not None:
+            if action.signal is Signal.DENIED and action.reason is not None:
                 log.info("machine %s: refused (%s)", station.id, action.reason.value)
-            station.parts.indicator.show(action.signal, action.reason)
+            station.show(action.signal, action.reason)
         elif isinstance(action, SendRequest):
             # Not queued while offline: it would reach the server long expired.
             if not (self.link.connected and self.link.publish_request(action.request)):
                 log.warning(
                     "machine %s: no broker link to ask about badge %s", station.id, action.request.badge
+                )
+        elif isinstance(action, SendCertify):
+            request = action.request
+            log.info(
+                "machine %s: trainer %s certifies %s (%s)",
+                station.id,
+                request.trainer_badge,
+                request.member_badge,
+                request.level.value,
+            )
+            if not (self.link.connected and self.link.publish_certify(request)):
+                log.warning(
+                    "machine %s: no broker link to certify badge %s", station.id, request.member_badge
                 )
         elif isinstance(action, Emit):
             usage = self.journal.append(action.event)

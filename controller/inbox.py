@@ -1,18 +1,24 @@
 """What the gateway's worker is handed, through one queue.
 
 Replies, acknowledgements and commands come from paho's network thread, taps
-from readers that announce them, the stop request from whoever stops the
-gateway. One queue keeps them in arrival order and wakes the worker at once.
+and button presses from parts that announce them, the stop request from
+whoever stops the gateway. One queue keeps them in arrival order and wakes
+the worker at once.
 """
 
 from dataclasses import dataclass
 
-from protocol.messages import AccessReply, Command, EventAck
+from protocol.messages import AccessReply, CertifyReply, Command, EventAck
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
     reply: AccessReply
+
+
+@dataclass(frozen=True, slots=True)
+class CertifyAnswer:
+    reply: CertifyReply
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +42,13 @@ class Tapped:
 
 
 @dataclass(frozen=True, slots=True)
+class Pressed:
+    machine: str
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     pass
 
 
-Item = Reply | Ack | CommandArrived | Connected | Tapped | Stop
+Item = Reply | CertifyAnswer | Ack | CommandArrived | Connected | Tapped | Pressed | Stop

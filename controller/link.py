@@ -1,4 +1,4 @@
-"""The gateway's side of the MQTT contract: status, requests, events, commands.
+"""The gateway's side of the MQTT contract: status, requests, certifications, events, commands.
 
 Publishing happens straight from the caller's thread (paho writes to the
 socket at once when it can, and ``TCP_NODELAY`` is set by
@@ -12,7 +12,7 @@ callback (it would kill the network loop).
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Protocol
 
@@ -24,6 +24,8 @@ from controller.clock import Clock
 from protocol.messages import (
     AccessReply,
     AccessRequest,
+    CertifyReply,
+    CertifyRequest,
     Command,
     EventAck,
     GatewayState,
@@ -59,6 +61,8 @@ class LinkListener(Protocol):
 
     def on_reply(self, reply: AccessReply) -> None: ...
 
+    def on_certify_reply(self, reply: CertifyReply) -> None: ...
+
     def on_ack(self, ack: EventAck) -> None: ...
 
     def on_command(self, command: Command) -> None: ...
@@ -91,10 +95,14 @@ class Link:
         self._stopping = False
         self._seen_commands: OrderedDict[str, None] = OrderedDict()
         self.status_topic = self._topic(Channel.STATUS)
-        self._inbound = {
-            self._topic(Channel.ACCESS_REPLY): self._take_reply,
-            self._topic(Channel.EVENTS_ACK): self._take_ack,
-            self._topic(Channel.COMMAND): self._take_command,
+        self._inbound: dict[str, tuple[Channel, Callable[[bytes | bytearray], None]]] = {
+            self._topic(channel): (channel, take)
+            for channel, take in (
+                (Channel.ACCESS_REPLY, self._take_reply),
+                (Channel.CERTIFY_REPLY, self._take_certify_reply),
+                (Channel.EVENTS_ACK, self._take_ack),
+                (Channel.COMMAND, self._take_command),
+            )
         }
         # The client id is the gateway id: a second process claiming it takes the
         # session over, which the broker's ACL can tie to the gateway's credentials.
@@ -173,6 +181,9 @@ class Link:
     def publish_request(self, request: AccessRequest) -> bool:
         return self._publish(Channel.ACCESS_REQUEST, request)
 
+    def publish_certify(self, request: CertifyRequest) -> bool:
+        return self._publish(Channel.CERTIFY_REQUEST, request)
+
     def publish_event(self, event: UsageEvent) -> bool:
         return self._publish(Channel.EVENTS, event)
 
@@ -197,7 +208,7 @@ class Link:
             return
         try:
             # A clean session forgets subscriptions: subscribe again on every connect.
-            client.subscribe([(name, QOS[Channel.ACCESS_REPLY]) for name in self._inbound])
+            client.subscribe([(name, QOS[channel]) for name, (channel, _) in self._inbound.items()])
             self._connected.set()
             self.publish_status()
             log.info("connected to %s as %s (boot %d)", self.broker, self.gateway_id, self.boot)
@@ -220,11 +231,11 @@ class Link:
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         try:
-            take = self._inbound.get(message.topic)
-            if take is None:
+            inbound = self._inbound.get(message.topic)
+            if inbound is None:
                 log.debug("ignored a message on %s", message.topic)
                 return
-            take(message.payload)
+            inbound[1](message.payload)
         except ValueError as error:  # BadPayload, and anything else a payload can trigger
             log.warning("dropped a malformed message on %s: %s", message.topic, error)
         except Exception:
@@ -232,6 +243,9 @@ class Link:
 
     def _take_reply(self, payload: bytes | bytearray) -> None:
         self._listener.on_reply(decode(AccessReply, payload))
+
+    def _take_certify_reply(self, payload: bytes | bytearray) -> None:
+        self._listener.on_certify_reply(decode(CertifyReply, payload))
 
     def _take_ack(self, payload: bytes | bytearray) -> None:
         self._listener.on_ack(decode(EventAck, payload))

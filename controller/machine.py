@@ -8,6 +8,12 @@ fake clock, and the gateway the only place that touches relays, lights, the
 journal and the broker.
 
 States: locked -> authorising -> unlocked (idle) <-> running -> locked.
+
+Supervision and certification at the machine (:mod:`controller.supervision`)
+add two paths that keep the power on: a trainer's session handed over to a
+member tapped within the supervision window (never while the machine draws
+current), and a trainer certifying a refused member with a confirming tap or
+the machine's button.
 """
 
 import uuid
@@ -19,6 +25,7 @@ from controller.actions import (
     Emit,
     EndReason,
     PublishState,
+    SendCertify,
     SendRequest,
     SessionEvent,
     Show,
@@ -26,9 +33,13 @@ from controller.actions import (
     SwitchOn,
 )
 from controller.hardware.interfaces import Signal
+from controller.rules import MachineRules
+from controller.session import Session
+from controller.supervision import Supervision
 from protocol.messages import (
     AccessReply,
     AccessRequest,
+    CertifyReply,
     DecidedBy,
     EventKind,
     MachineState,
@@ -36,19 +47,7 @@ from protocol.messages import (
     Reason,
 )
 
-__all__ = [
-    "Action",
-    "Emit",
-    "EndReason",
-    "Machine",
-    "MachineRules",
-    "PublishState",
-    "SendRequest",
-    "SessionEvent",
-    "Show",
-    "SwitchOff",
-    "SwitchOn",
-]
+__all__ = ["Machine", "MachineRules"]
 
 Locked, Authorising, Unlocked, Running = (
     MachineStateName.LOCKED,
@@ -56,20 +55,6 @@ Locked, Authorising, Unlocked, Running = (
     MachineStateName.UNLOCKED,
     MachineStateName.RUNNING,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class MachineRules:
-    """Thresholds and delays of one machine, in amperes and seconds."""
-
-    idle_timeout_s: float
-    running_above_a: float
-    idle_below_a: float
-    running_after_s: float
-    idle_after_s: float
-    request_timeout_s: float = 0.5
-    denied_display_s: float = 3.0
-    """How long a refusal is shown before the lights go back to the machine's state."""
 
 
 _SIGNALS = {
@@ -85,16 +70,9 @@ class _Pending:
     request_id: str
     badge: str
     deadline: float
-
-
-@dataclass(slots=True)
-class _Session:
-    session_id: str
-    badge: str | None
-    member_id: int | None
-    started: float
-    running_s: float = 0.0  # closed running stretches
-    running_since: float | None = None  # the open one, if running
+    supervisor_badge: str | None = None
+    handover_of: str | None = None
+    """The trainer's session this request may take over; None for a tap on a locked machine."""
 
 
 def _new_id() -> str:
@@ -110,13 +88,20 @@ class Machine:
         self._new_id = new_id
         self._state = Locked
         self._pending: _Pending | None = None
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._above_since: float | None = None  # current above running_above_a since (unlocked)
         self._below_since: float | None = None  # current below idle_below_a since (running)
         self._idle_since = 0.0
         self._end_when_idle: EndReason | None = None  # a lock or badge-out waiting for idleness
-        self._display_until: float | None = None  # a refusal is being shown until then
+        self._display_until: float | None = None  # a refusal (or a certification) is shown until then
         self._now = float("-inf")
+        self.supervision = Supervision(
+            machine_id,
+            window_s=rules.supervision_window_s,
+            level=rules.certify_level,
+            request_timeout_s=rules.request_timeout_s,
+            new_id=new_id,
+        )
         self.amps = 0.0
 
     # What the gateway and the demo can read.
@@ -134,6 +119,21 @@ class Machine:
         return None if self._session is None else self._session.member_id
 
     @property
+    def supervisor_id(self) -> int | None:
+        """The supervising trainer of the open session, when it was granted under supervision."""
+        return None if self._session is None else self._session.supervisor_id
+
+    @property
+    def asking(self) -> bool:
+        """An access request waits for the server's answer (a tap on a locked machine, or a hand-over)."""
+        return self._pending is not None
+
+    @property
+    def certifying(self) -> bool:
+        """A certification at this machine is waiting for the server's answer."""
+        return self.supervision.certifying is not None
+
+    @property
     def seen_until(self) -> float:
         """The latest monotonic time an input has brought (time never goes back here)."""
         return self._now
@@ -147,6 +147,11 @@ class Machine:
     def end_pending(self) -> EndReason | None:
         """A lock or badge-out that waits for the machine to stop drawing current."""
         return self._end_when_idle
+
+    @property
+    def drawing(self) -> bool:
+        """Running, or current rising towards it: power must stay on, and nobody takes over."""
+        return self._state is Running or self._above_since is not None
 
     def snapshot(self, now_wall_ms: int) -> MachineState:
         return MachineState(
@@ -168,21 +173,18 @@ class Machine:
         """A badge was tapped on this machine's reader."""
         now, actions = self._timers(now_mono, now_wall_ms)
         uid = uid.upper()
-        if self._state is Locked:
-            request = AccessRequest(
-                request_id=self._new_id(),
-                machine=self.machine_id,
-                badge=uid,
-                sent_at_ms=now_wall_ms,
-                expires_at_ms=now_wall_ms + round(self.rules.request_timeout_s * 1000),
-            )
-            self._pending = _Pending(request.request_id, uid, now + self.rules.request_timeout_s)
-            self._state = Authorising
-            actions += [SendRequest(request), *self._settle(now_wall_ms)]
-        elif self._state is Authorising:
+        supervision = self.supervision
+        session = self._session
+        if self._pending is not None or supervision.certifying is not None:
             pass  # readers repeat a card held still; the pending decision stands
-        elif self._session is not None and self._session.badge == uid:
+        elif supervision.confirms(uid, now):
+            actions += self._certify(now, now_wall_ms)
+        elif self._state is Locked:
+            actions += self._ask(uid, supervision.supervisor_for(uid, now), None, now, now_wall_ms)
+        elif session is not None and session.badge == uid:
             actions += self._end_or_defer(EndReason.BADGE_OUT, now, now_wall_ms)
+        elif session is not None and self._hands_over(session, uid, now):
+            actions += self._ask(uid, session.badge, session.session_id, now, now_wall_ms)
         else:
             # Someone else's badge while the machine is in use: refused here, the server is not asked.
             actions += self._deny(Reason.MACHINE_IN_USE, now)
@@ -192,14 +194,42 @@ class Machine:
         """The server's decision. Only the answer to the pending request counts."""
         now, actions = self._timers(now_mono, now_wall_ms)
         pending = self._pending
-        if self._state is not Authorising or pending is None or reply.request_id != pending.request_id:
+        if pending is None or reply.request_id != pending.request_id:
             return actions  # late (after a timeout), duplicate or foreign: harmless
         self._pending = None
-        if reply.granted:
-            actions += self._open_session(pending.badge, reply.member_id, now, now_wall_ms)
-        else:
-            self._state = Locked
-            actions += [*self._deny(reply.reason, now), PublishState(self.snapshot(now_wall_ms))]
+        if not reply.granted:
+            self.supervision.refused(pending.badge, pending.supervisor_badge, reply.reason, now)
+            actions += self._deny(reply.reason, now)
+            if pending.handover_of is None:
+                self._state = Locked
+                actions.append(PublishState(self.snapshot(now_wall_ms)))
+            return actions  # a trainer's session goes on
+        if pending.handover_of is not None and self.drawing:
+            # It started drawing current while the server decided: never hand over mid-seam.
+            return actions + self._deny(Reason.MACHINE_IN_USE, now)
+        if reply.trainer:
+            self.supervision.trainer_granted(pending.badge, now)
+        if pending.handover_of is None:
+            return actions + self._open_session(
+                pending.badge, reply.member_id, reply.supervisor_id, now, now_wall_ms
+            )
+        return actions + self._hand_over(pending.badge, reply, now, now_wall_ms)
+
+    def certify_reply(self, reply: CertifyReply, now_mono: float, now_wall_ms: int) -> list[Action]:
+        """The server's answer to a certification at the machine. Only the pending one counts."""
+        now, actions = self._timers(now_mono, now_wall_ms)
+        outcome = self.supervision.answer(reply, now_wall_ms)
+        if outcome is None:
+            return actions
+        if outcome.certified:
+            return actions + self._flash(Signal.GRANTED, Reason.GRANTED, now)
+        return actions + self._deny(outcome.reason, now)
+
+    def button(self, now_mono: float, now_wall_ms: int) -> list[Action]:
+        """The machine's button was pressed: it confirms a pending certification, and does nothing else."""
+        now, actions = self._timers(now_mono, now_wall_ms)
+        if self._pending is None:
+            actions += self._certify(now, now_wall_ms)
         return actions
 
     def current(self, amps: float, now_mono: float, now_wall_ms: int) -> list[Action]:
@@ -231,6 +261,7 @@ class Machine:
     def lock_command(self, now_mono: float, now_wall_ms: int) -> list[Action]:
         """The server asks to lock: at once if idle, else as soon as the machine is idle."""
         now, actions = self._timers(now_mono, now_wall_ms)
+        self.supervision.forget()  # the staff close the machine: nobody supervises there any more
         if self._state is Authorising:
             self._pending = None  # its reply, if it comes, will be ignored
             self._state = Locked
@@ -244,7 +275,7 @@ class Machine:
         now, actions = self._timers(now_mono, now_wall_ms)
         if self._state in (Locked, Authorising):
             self._pending = None
-            actions += self._open_session(None, None, now, now_wall_ms)
+            actions += self._open_session(None, None, None, now, now_wall_ms)
         else:
             self._end_when_idle = None  # the server wants it powered: forget a deferred lock
         return actions
@@ -253,7 +284,8 @@ class Machine:
         """The gateway stops: close the session's books; power off unless it is drawing current."""
         now = self._clock(now_mono)
         self._pending = None
-        drawing = self._state is Running or self._above_since is not None
+        self.supervision.forget(in_flight=True)
+        drawing = self.drawing
         actions: list[Action] = []
         if self._session is not None:
             actions.append(
@@ -276,11 +308,16 @@ class Machine:
     def _timers(self, now_mono: float, now_wall_ms: int) -> tuple[float, list[Action]]:
         now = self._clock(now_mono)
         actions: list[Action] = []
-        if self._state is Authorising and self._pending is not None and now >= self._pending.deadline:
+        if self._pending is not None and now >= self._pending.deadline:
             # No answer in time. Offline allowlists will decide here; until then, refuse.
+            handover = self._pending.handover_of is not None
             self._pending = None
-            self._state = Locked
-            actions += [*self._deny(Reason.SERVER_UNREACHABLE, now), PublishState(self.snapshot(now_wall_ms))]
+            actions += self._deny(Reason.SERVER_UNREACHABLE, now)
+            if not handover:
+                self._state = Locked
+                actions.append(PublishState(self.snapshot(now_wall_ms)))
+        if self.supervision.expire(now, now_wall_ms) is not None:
+            actions += self._deny(Reason.SERVER_UNREACHABLE, now)
         if self._display_until is not None and now >= self._display_until:
             self._display_until = None
             actions.append(Show(_SIGNALS[self._state]))
@@ -291,24 +328,83 @@ class Machine:
                 actions += self._end_session(EndReason.IDLE_TIMEOUT, now, now_wall_ms)
         return now, actions
 
+    def _hands_over(self, session: Session, uid: str, now: float) -> bool:
+        """May ``uid``, tapped during ``session``, be asked about as the trainer's trainee?"""
+        trainer = self.supervision.trainer(now)
+        return (
+            trainer is not None
+            and session.badge == trainer.badge
+            and uid != trainer.badge
+            and self._end_when_idle is None
+            and not self.drawing
+        )
+
+    def _ask(
+        self, uid: str, supervisor: str | None, handover_of: str | None, now: float, wall: int
+    ) -> list[Action]:
+        request = AccessRequest(
+            request_id=self._new_id(),
+            machine=self.machine_id,
+            badge=uid,
+            sent_at_ms=wall,
+            expires_at_ms=wall + round(self.rules.request_timeout_s * 1000),
+            supervisor_badge=supervisor,
+        )
+        deadline = now + self.rules.request_timeout_s
+        self._pending = _Pending(request.request_id, uid, deadline, supervisor, handover_of)
+        if handover_of is not None:
+            # The trainer's session stays as it is (state, power) while the server decides.
+            self._display_until = None
+            return [SendRequest(request), Show(Signal.AUTHORISING)]
+        self._state = Authorising
+        return [SendRequest(request), *self._settle(wall)]
+
+    def _certify(self, now: float, wall: int) -> list[Action]:
+        request = self.supervision.certify(now, wall)
+        if request is None:
+            return []
+        self._display_until = None  # "authorising" stays until the answer
+        return [SendCertify(request), Show(Signal.AUTHORISING)]
+
     def _settle(self, now_wall_ms: int) -> list[Action]:
         """Show and publish the state just entered."""
         self._display_until = None
         return [Show(_SIGNALS[self._state]), PublishState(self.snapshot(now_wall_ms))]
 
-    def _deny(self, reason: Reason | None, now: float) -> list[Action]:
+    def _flash(self, signal: Signal, reason: Reason | None, now: float) -> list[Action]:
+        """Show ``signal`` for a moment, then the machine's state again."""
         self._display_until = now + self.rules.denied_display_s
-        return [Show(Signal.DENIED, reason)]
+        return [Show(signal, reason)]
 
-    def _open_session(self, badge: str | None, member_id: int | None, now: float, wall: int) -> list[Action]:
-        self._session = _Session(self._new_id(), badge, member_id, started=now)
+    def _deny(self, reason: Reason | None, now: float) -> list[Action]:
+        return self._flash(Signal.DENIED, reason, now)
+
+    def _start_session(
+        self, badge: str | None, member_id: int | None, supervisor_id: int | None, now: float
+    ) -> None:
+        self._session = Session(self._new_id(), self.machine_id, badge, member_id, supervisor_id, now)
         self._state = Unlocked
         self._idle_since = now
         self._above_since = self._below_since = None
         self._end_when_idle = None
+
+    def _open_session(
+        self, badge: str | None, member_id: int | None, supervisor_id: int | None, now: float, wall: int
+    ) -> list[Action]:
+        self._start_session(badge, member_id, supervisor_id, now)
         # Power first: the member is waiting at the machine.
         return [
             SwitchOn(),
+            *self._settle(wall),
+            Emit(self._event(EventKind.SESSION_STARTED, now, wall, decided_by=DecidedBy.SERVER)),
+        ]
+
+    def _hand_over(self, badge: str, reply: AccessReply, now: float, wall: int) -> list[Action]:
+        """The trainer's session ends and the member's begins, on a machine that stays powered."""
+        ended = self._event(EventKind.SESSION_ENDED, now, wall, EndReason.HANDOVER)
+        self._start_session(badge, reply.member_id, reply.supervisor_id, now)
+        return [
+            Emit(ended),
             *self._settle(wall),
             Emit(self._event(EventKind.SESSION_STARTED, now, wall, decided_by=DecidedBy.SERVER)),
         ]
@@ -317,16 +413,14 @@ class Machine:
         # Running time is counted from the first sample above the threshold, not from
         # when the debounce confirmed it: the member pays for what the machine did.
         assert self._session is not None
-        self._session.running_since = since
+        self._session.start_running(since)
         self._state = Running
         self._above_since = self._below_since = None
         return [*self._settle(wall), Emit(self._event(EventKind.RUNNING_STARTED, now, wall))]
 
     def _stop_running(self, since: float, now: float, wall: int) -> list[Action]:
         assert self._session is not None
-        assert self._session.running_since is not None
-        self._session.running_s += since - self._session.running_since
-        self._session.running_since = None
+        self._session.stop_running(since)
         self._state = Unlocked
         self._idle_since = since
         self._above_since = self._below_since = None
@@ -342,6 +436,7 @@ class Machine:
     def _end_session(self, reason: EndReason, now: float, wall: int) -> list[Action]:
         event = self._event(EventKind.SESSION_ENDED, now, wall, reason)
         self._session = None
+        self._pending = None  # a hand-over asked for has nothing left to take over
         self._state = Locked
         self._end_when_idle = None
         self._above_since = self._below_since = None
@@ -355,24 +450,5 @@ class Machine:
         end_reason: EndReason | None = None,
         decided_by: DecidedBy | None = None,
     ) -> SessionEvent:
-        session = self._session
-        assert session is not None
-        running_s = session.running_s
-        if session.running_since is not None:
-            running_s += now - session.running_since
-        unlocked_ms = round((now - session.started) * 1000)
-        running_ms = min(round(running_s * 1000), unlocked_ms)
-        return SessionEvent(
-            session_id=session.session_id,
-            machine=self.machine_id,
-            kind=kind,
-            at_ms=wall,
-            badge=session.badge,
-            member_id=session.member_id,
-            decided_by=decided_by,
-            unlocked_ms=unlocked_ms,
-            running_ms=running_ms,
-            # Idle is the rest of the powered time, so the three always add up exactly.
-            idle_ms=unlocked_ms - running_ms,
-            end_reason=None if end_reason is None else end_reason.value,
-        )
+        assert self._session is not None
+        return self._session.event(kind, now, wall, end_reason, decided_by)

@@ -50,6 +50,11 @@ class Reason(StrEnum):
     UNKNOWN_GATEWAY = "unknown_gateway"
     REQUEST_EXPIRED = "request_expired"
     BAD_REQUEST = "bad_request"
+    SUPERVISION_REQUIRED = "supervision_required"  # certified "supervised", and no trainer badged in
+    # Refusals of a certification at the machine (CertifyReply):
+    NOT_A_TRAINER = "not_a_trainer"  # the first badge is not a trainer for the machine's skills
+    SELF_CERTIFICATION = "self_certification"  # a trainer cannot certify themself
+    PREREQUISITE_MISSING = "prerequisite_missing"  # a prerequisite skill must be held first
     # Said by the gateway itself, never sent by the server:
     SERVER_UNREACHABLE = "server_unreachable"  # no answer within the request timeout
     MACHINE_IN_USE = "machine_in_use"  # another member's session is open on the machine
@@ -90,13 +95,19 @@ class MachineState(Message):
 
 
 class AccessRequest(Message):
-    """A badge tapped on a machine: may its holder use it?"""
+    """A badge tapped on a machine: may its holder use it?
+
+    ``supervisor_badge`` is the badge of a trainer who was granted this machine
+    within the gateway's supervision window just before: a member certified
+    at the ``supervised`` level may use the machine only then.
+    """
 
     request_id: Token
     machine: Ident
     badge: BadgeUid
     sent_at_ms: Millis
     expires_at_ms: Millis
+    supervisor_badge: BadgeUid | None = None
 
 
 class AccessReply(Message):
@@ -110,6 +121,12 @@ class AccessReply(Message):
     message: str = Field(default="", max_length=200)
     member_id: MemberId | None = None
     member_name: str | None = Field(default=None, max_length=120)
+    trainer: bool = False
+    """The holder is a trainer for every skill the machine requires: a badge tapped
+    next on this machine within the supervision window is asked about with this
+    badge as ``supervisor_badge``, and the holder may certify at the machine."""
+    supervisor_id: MemberId | None = None
+    """Granted under supervision: the supervising trainer's member id."""
 
 
 class EventKind(StrEnum):
@@ -141,10 +158,47 @@ class UsageEvent(Message):
     badge: BadgeUid | None = None
     member_id: MemberId | None = None
     decided_by: DecidedBy | None = None
+    supervisor_id: MemberId | None = None
     unlocked_ms: Millis = 0
     running_ms: Millis = 0
     idle_ms: Millis = 0
     end_reason: str | None = Field(default=None, max_length=40)
+
+
+class CertificationLevel(StrEnum):
+    SUPERVISED = "supervised"  # may use the machine while a trainer is present
+    AUTONOMOUS = "autonomous"
+    TRAINER = "trainer"  # may also supervise and certify others
+
+
+class CertifyRequest(Message):
+    """A trainer certifies a member at the machine, for the skills the machine requires.
+
+    Sent after the trainer's badge, the member's badge, then the trainer's
+    confirming tap (or button) on the same machine.
+    """
+
+    request_id: Token
+    machine: Ident
+    trainer_badge: BadgeUid
+    member_badge: BadgeUid
+    level: CertificationLevel = CertificationLevel.AUTONOMOUS
+    sent_at_ms: Millis
+    expires_at_ms: Millis
+
+
+class CertifyReply(Message):
+    """The server's answer to a CertifyRequest, echoing ``request_id``."""
+
+    request_id: Token
+    machine: Ident
+    member_badge: BadgeUid
+    certified: bool
+    reason: Reason
+    message: str = Field(default="", max_length=200)
+    member_id: MemberId | None = None
+    member_name: str | None = Field(default=None, max_length=120)
+    skills: list[Ident] = Field(default_factory=list, max_length=32)
 
 
 class EventAck(Message):

@@ -25,6 +25,8 @@ class Channel(StrEnum):
     EVENTS_ACK = "events/ack"  # server -> gateway, QoS 1
     COMMAND = "command"  # server -> gateway, QoS 1, never retained
     TELEMETRY = "telemetry"  # gateway -> server, QoS 0
+    CERTIFY_REQUEST = "certify/request"  # gateway -> server, QoS 1: a trainer certifies at the machine
+    CERTIFY_REPLY = "certify/reply"  # server -> gateway, QoS 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,8 @@ QOS: dict[Channel, int] = {
     Channel.EVENTS_ACK: 1,
     Channel.COMMAND: 1,
     Channel.TELEMETRY: 0,
+    Channel.CERTIFY_REQUEST: 1,
+    Channel.CERTIFY_REPLY: 1,
 }
 """Decisions, usage and commands at least once; telemetry at most once."""
 

@@ -12,22 +12,25 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from controller.config import (
+    ButtonConfig,
+    GpioButtonConfig,
     GpioIndicatorConfig,
     GpioSwitchConfig,
     MachineSection,
     SimulatedCurrentConfig,
     SimulatedReaderConfig,
 )
-from controller.hardware.gpio import LedIndicator, PinFactory, RelaySwitch
+from controller.hardware.gpio import GpioButton, LedIndicator, PinFactory, RelaySwitch
 from controller.hardware.interfaces import (
     BadgeReader,
     BadHardwareConfig,
     CurrentSensor,
     HardwareError,
     Indicator,
+    PushButton,
     Switch,
 )
-from controller.hardware.simulated import SimulatedBadgeReader, SimulatedCurrentSource
+from controller.hardware.simulated import SimulatedBadgeReader, SimulatedButton, SimulatedCurrentSource
 
 ReaderConfig = SimulatedReaderConfig
 CurrentConfig = SimulatedCurrentConfig
@@ -52,6 +55,18 @@ INDICATORS: dict[str, Callable[[IndicatorConfig, PinFactory], Indicator]] = {
 }
 
 
+def _gpio_button(config: ButtonConfig, pins: PinFactory) -> PushButton:
+    if not isinstance(config, GpioButtonConfig):
+        raise BadHardwareConfig(f"a gpio button needs a pin, not {config!r}")
+    return GpioButton(config.pin, pull_up=config.pull_up, bounce_s=config.bounce_ms / 1000, pin_factory=pins)
+
+
+BUTTONS: dict[str, Callable[[ButtonConfig, PinFactory], PushButton]] = {
+    "simulated": lambda config, pins: SimulatedButton(),
+    "gpio": _gpio_button,
+}
+
+
 @dataclass(slots=True)
 class MachineParts:
     """The hardware at one machine."""
@@ -60,12 +75,15 @@ class MachineParts:
     current: CurrentSensor
     switch: Switch
     indicator: Indicator
+    button: PushButton | None = None
 
     def close(self) -> None:
         """Release every part; the relay keeps its output as it is (see :class:`Switch`)."""
-        for part in (self.reader, self.current, self.switch, self.indicator):
-            with contextlib.suppress(HardwareError):
-                part.close()
+        parts = (self.reader, self.current, self.switch, self.indicator, self.button)
+        for part in parts:
+            if part is not None:
+                with contextlib.suppress(HardwareError):
+                    part.close()
 
 
 def _lookup(table: dict[str, C], kind: str, machine_id: str, what: str) -> C:
@@ -79,7 +97,7 @@ def _lookup(table: dict[str, C], kind: str, machine_id: str, what: str) -> C:
 
 def build_parts(config: MachineSection, pin_factory: PinFactory) -> MachineParts:
     """Build the parts of machine ``config``; on failure, release what was built and raise."""
-    built: list[BadgeReader | CurrentSensor | Switch | Indicator] = []
+    built: list[BadgeReader | CurrentSensor | Switch | Indicator | PushButton] = []
     try:
         reader = _lookup(READERS, config.reader.type, config.id, "badge reader")(config.reader, pin_factory)
         built.append(reader)
@@ -92,9 +110,15 @@ def build_parts(config: MachineSection, pin_factory: PinFactory) -> MachineParts
         indicator = _lookup(INDICATORS, config.indicator.type, config.id, "indicator")(
             config.indicator, pin_factory
         )
+        built.append(indicator)
+        button = (
+            None
+            if config.button is None
+            else _lookup(BUTTONS, config.button.type, config.id, "button")(config.button, pin_factory)
+        )
     except BaseException:
         for part in reversed(built):
             with contextlib.suppress(HardwareError):
                 part.close()
         raise
-    return MachineParts(reader, current, switch, indicator)
+    return MachineParts(reader, current, switch, indicator, button)

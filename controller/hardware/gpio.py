@@ -1,4 +1,4 @@
-"""The relay and the lights on Raspberry Pi GPIO pins, through gpiozero.
+"""The relay, the lights and the button on Raspberry Pi GPIO pins, through gpiozero.
 
 Every part takes a ``pin_factory``: on a Pi the native or lgpio factory, in
 simulation and tests gpiozero's ``MockFactory``, so the same code drives a
@@ -9,11 +9,12 @@ keep their own pins.
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from importlib.metadata import entry_points
 from typing import Any, Protocol, TypeVar, cast
 
-from gpiozero import LED, Buzzer, GPIOZeroError, OutputDevice
+from gpiozero import LED, Button, Buzzer, GPIOZeroError, OutputDevice
 from gpiozero.pins.mock import MockFactory
 
 from controller.hardware.interfaces import BadPinFactory, HardwareClosed, PinFailed, Signal
@@ -179,3 +180,55 @@ class LedIndicator:
                     device.close()
                 except GPIOZeroError:
                     log.exception("closing an indicator part failed")
+
+
+class GpioButton:
+    """A push button between a GPIO pin and ground (the pin's pull-up holds it high).
+
+    gpiozero calls back on each press from its own thread (a real pin) or the
+    caller's (a mock pin): the press is counted here and the listener told, and
+    the gateway's worker reads it with :meth:`pressed`.
+    """
+
+    def __init__(
+        self,
+        pin: Pin,
+        *,
+        pull_up: bool = True,
+        bounce_s: float | None = 0.05,
+        pin_factory: PinFactory | None = None,
+    ) -> None:
+        self.pin = pin
+        self._lock = threading.Lock()
+        self._presses = 0
+        self._listener: Callable[[], None] | None = None
+        self._device: Any = _device(
+            f"button on pin {pin}",
+            lambda: Button(pin, pull_up=pull_up, bounce_time=bounce_s or None, pin_factory=pin_factory),
+        )
+        self._device.when_pressed = self._on_press
+
+    def _on_press(self) -> None:
+        with self._lock:
+            self._presses += 1
+            listener = self._listener
+        if listener is not None:
+            listener()
+
+    def pressed(self) -> bool:
+        with self._lock:
+            if self._device.closed:
+                raise HardwareClosed(f"button on pin {self.pin} is closed")
+            if not self._presses:
+                return False
+            self._presses -= 1
+            return True
+
+    def set_listener(self, listener: Callable[[], None] | None) -> None:
+        with self._lock:
+            self._listener = listener
+
+    def close(self) -> None:
+        with self._lock:
+            self._listener = None
+        self._device.close()

@@ -83,6 +83,16 @@ class Switch(Protocol):
         ...
 
 
+class PushButton(Protocol):
+    """A push button at the machine (optional): it confirms a trainer's certification there."""
+
+    def pressed(self) -> bool:
+        """Whether the button was pressed since the last call. Never blocks; each press counts once."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class Indicator(Protocol):
     def show(self, signal: Signal, reason: Reason | None = None) -> None:
         """Show ``signal``; ``reason`` says why a badge was denied, for displays that can."""
@@ -95,9 +105,10 @@ class Indicator(Protocol):
 class Announcing(Protocol):
     """A part that can say when it has something to read (optional).
 
-    A reader that knows when a badge arrives (a serial thread, a simulation)
-    calls the listener, so the gateway reads it at once instead of at its next
-    poll: the tap-to-decision time then does not include the poll interval.
+    A reader that knows when a badge arrives (a serial thread, a simulation),
+    or a button that knows when it is pressed (a GPIO edge), calls the
+    listener, so the gateway reads it at once instead of at its next poll: the
+    tap-to-decision time then does not include the poll interval.
     """
 
     def set_listener(self, listener: Callable[[], None] | None) -> None: ...

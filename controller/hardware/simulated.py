@@ -1,6 +1,7 @@
 """Simulated parts for tests and the demo: a badge reader you tap from code,
-a current clamp you set from code. Both are thread-safe, since the demo or a
-test drives them from another thread than the gateway's worker.
+a current clamp you set from code, a button you press from code. All are
+thread-safe, since the demo or a test drives them from another thread than
+the gateway's worker.
 """
 
 import random
@@ -90,3 +91,42 @@ class SimulatedCurrentSource:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+
+
+class SimulatedButton:
+    """A push button pressed by :meth:`press`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._presses = 0
+        self._listener: Callable[[], None] | None = None
+        self._closed = False
+
+    def press(self) -> None:
+        """The button is pressed (and released): it will be read once."""
+        with self._lock:
+            if self._closed:
+                raise HardwareClosed("this button is closed")
+            self._presses += 1
+            listener = self._listener
+        if listener is not None:
+            listener()
+
+    def pressed(self) -> bool:
+        with self._lock:
+            if self._closed:
+                raise HardwareClosed("this button is closed")
+            if not self._presses:
+                return False
+            self._presses -= 1
+            return True
+
+    def set_listener(self, listener: Callable[[], None] | None) -> None:
+        with self._lock:
+            self._listener = listener
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._presses = 0
+            self._listener = None

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import itertools
 
-from controller.machine import Action, Emit, Machine, MachineRules, SendRequest, SessionEvent, Show
-from protocol.messages import AccessReply, MachineStateName, Reason
+from controller.actions import Action, Emit, SendCertify, SendRequest, SessionEvent, Show
+from controller.machine import Machine, MachineRules
+from protocol.messages import (
+    AccessReply,
+    AccessRequest,
+    CertifyReply,
+    CertifyRequest,
+    MachineStateName,
+    Reason,
+)
 
 LOCKED, AUTHORISING, UNLOCKED, RUNNING = (
     MachineStateName.LOCKED,
@@ -24,6 +32,8 @@ RULES = MachineRules(
 )
 BADGE = "04A1B2C3"
 OTHER = "0BADCAFE"
+TRAINER = "7EAC4E55"
+TRAINER_ID = 3
 WALL0 = 1_700_000_000_000
 
 
@@ -39,30 +49,70 @@ class Bench:
         self.machine = Machine("sew-1", rules, new_id=lambda: f"id-{next(numbers)}")
         self.t = 100.0
         self.last_request_id = "none-yet"
+        self.requests: list[AccessRequest] = []
+        self.certify_requests: list[CertifyRequest] = []
 
     def at(self, t: float) -> Bench:
         self.t = t
         return self
 
-    def badge(self, uid: str = BADGE) -> list[Action]:
-        actions = self.machine.badge(uid, self.t, wall(self.t))
+    def _noted(self, actions: list[Action]) -> list[Action]:
         for action in actions:
             if isinstance(action, SendRequest):
                 self.last_request_id = action.request.request_id
+                self.requests.append(action.request)
+            elif isinstance(action, SendCertify):
+                self.certify_requests.append(action.request)
         return actions
 
+    def badge(self, uid: str = BADGE) -> list[Action]:
+        return self._noted(self.machine.badge(uid, self.t, wall(self.t)))
+
+    def press(self) -> list[Action]:
+        return self._noted(self.machine.button(self.t, wall(self.t)))
+
     def reply(
-        self, granted: bool = True, reason: Reason = Reason.GRANTED, request_id: str = ""
+        self,
+        granted: bool = True,
+        reason: Reason = Reason.GRANTED,
+        request_id: str = "",
+        *,
+        trainer: bool = False,
+        member_id: int | None = None,
+        supervisor_id: int | None = None,
     ) -> list[Action]:
         answer = AccessReply(
             request_id=request_id or self.last_request_id,
             machine="sew-1",
-            badge=BADGE,
+            badge=self.requests[-1].badge if self.requests else BADGE,
             granted=granted,
             reason=reason if not granted else Reason.GRANTED,
-            member_id=7 if granted else None,
+            member_id=member_id if member_id is not None else (7 if granted else None),
+            trainer=trainer,
+            supervisor_id=supervisor_id,
         )
         return self.machine.reply(answer, self.t, wall(self.t))
+
+    def certify_reply(
+        self, certified: bool = True, reason: Reason = Reason.GRANTED, request_id: str = ""
+    ) -> list[Action]:
+        request = self.certify_requests[-1]
+        answer = CertifyReply(
+            request_id=request_id or request.request_id,
+            machine="sew-1",
+            member_badge=request.member_badge,
+            certified=certified,
+            reason=reason if not certified else Reason.GRANTED,
+            member_id=7,
+            member_name="Camille",
+            skills=["industrial-sewing"],
+        )
+        return self.machine.certify_reply(answer, self.t, wall(self.t))
+
+    def trainer_in(self) -> list[Action]:
+        """The trainer taps and is granted, as a trainer for this machine."""
+        self.badge(TRAINER)
+        return self.reply(trainer=True, member_id=TRAINER_ID)
 
     def current(self, amps: float) -> list[Action]:
         return self.machine.current(amps, self.t, wall(self.t))

@@ -1,5 +1,9 @@
-"""A stand-in for the server, on a real broker: it answers access requests,
-acknowledges events, and records everything a site's gateways publish.
+"""A stand-in for the server, on a real broker: it answers access requests and
+certifications, acknowledges events, and records everything a site's gateways publish.
+
+:class:`TrainingRules` plays the server's rules of supervision and
+certification at the machine, so that the gateway's side of them can be
+tested through the broker; the real server's rules are tested in tests/server.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from protocol.messages import (
     AccessReply,
     AccessRequest,
+    CertificationLevel,
+    CertifyReply,
+    CertifyRequest,
     EventAck,
     GatewayStatus,
     MachineState,
@@ -31,11 +38,19 @@ from protocol.topics import Channel, parse_topic, subscription, topic
 
 MEMBER_BADGE = "04A1B2C3"
 MEMBER_ID = 7
+TRAINER_BADGE = "7EAC4E55"
+TRAINER_ID = 3
+SUPERVISED_BADGE = "5E1F0001"
+SUPERVISED_ID = 11
+TRAINEE_BADGE = "0E1F0002"
+TRAINEE_ID = 12
+SKILL = "industrial-sewing"
 
 
 @dataclass
 class Seen:
     requests: list[AccessRequest] = field(default_factory=list)
+    certify_requests: list[CertifyRequest] = field(default_factory=list)
     events: list[UsageEvent] = field(default_factory=list)
     statuses: list[GatewayStatus] = field(default_factory=list)
     states: list[MachineState] = field(default_factory=list)
@@ -55,8 +70,98 @@ def grant_member(request: AccessRequest) -> AccessReply | None:
     )
 
 
+def refuse_certification(request: CertifyRequest) -> CertifyReply | None:
+    """The default: nobody certifies here."""
+    return CertifyReply(
+        request_id=request.request_id,
+        machine=request.machine,
+        member_badge=request.member_badge,
+        certified=False,
+        reason=Reason.NOT_A_TRAINER,
+    )
+
+
+class TrainingRules:
+    """The server's rules of issue 3, as the gateway relies on them, for one skill on every machine.
+
+    A trainer is granted with ``trainer: true``; a member certified ``supervised`` is
+    granted only with a ``supervisor_badge`` of a trainer granted on the same
+    machine within ``window_ms`` before (by the requests' ``sent_at_ms``), and then
+    with that trainer as ``supervisor_id``; a trainer certifies anyone but
+    themself. Called on the responder's network thread only.
+    """
+
+    def __init__(self, window_ms: int = 300_000) -> None:
+        self.window_ms = window_ms
+        self.members = {
+            MEMBER_BADGE: MEMBER_ID,
+            TRAINER_BADGE: TRAINER_ID,
+            SUPERVISED_BADGE: SUPERVISED_ID,
+            TRAINEE_BADGE: TRAINEE_ID,
+        }
+        self.levels: dict[str, CertificationLevel] = {
+            MEMBER_BADGE: CertificationLevel.AUTONOMOUS,
+            TRAINER_BADGE: CertificationLevel.TRAINER,
+            SUPERVISED_BADGE: CertificationLevel.SUPERVISED,
+        }
+        self.trainer_granted_at: dict[tuple[str, str], int] = {}
+        """(machine, trainer badge) -> when that trainer was last granted there."""
+
+    def decide(self, request: AccessRequest) -> AccessReply | None:
+        member_id = self.members.get(request.badge)
+        level = self.levels.get(request.badge)
+        reason, trainer, supervisor_id = Reason.GRANTED, False, None
+        if member_id is None:
+            reason = Reason.UNKNOWN_BADGE
+        elif level is None:
+            reason = Reason.NOT_CERTIFIED
+        elif level is CertificationLevel.TRAINER:
+            trainer = True
+            self.trainer_granted_at[(request.machine, request.badge)] = request.sent_at_ms
+        elif level is CertificationLevel.SUPERVISED:
+            since = self.trainer_granted_at.get((request.machine, request.supervisor_badge or ""))
+            if since is None or request.sent_at_ms - since > self.window_ms:
+                reason = Reason.SUPERVISION_REQUIRED
+            else:
+                supervisor_id = self.members[str(request.supervisor_badge)]
+        granted = reason is Reason.GRANTED
+        return AccessReply(
+            request_id=request.request_id,
+            machine=request.machine,
+            badge=request.badge,
+            granted=granted,
+            reason=reason,
+            member_id=member_id,
+            trainer=trainer,
+            supervisor_id=supervisor_id,
+        )
+
+    def certify(self, request: CertifyRequest) -> CertifyReply | None:
+        member_id = self.members.get(request.member_badge)
+        if self.levels.get(request.trainer_badge) is not CertificationLevel.TRAINER:
+            reason = Reason.NOT_A_TRAINER
+        elif request.trainer_badge == request.member_badge:
+            reason = Reason.SELF_CERTIFICATION
+        elif member_id is None:
+            reason = Reason.UNKNOWN_BADGE
+        else:
+            reason = Reason.GRANTED
+            self.levels[request.member_badge] = request.level
+        certified = reason is Reason.GRANTED
+        return CertifyReply(
+            request_id=request.request_id,
+            machine=request.machine,
+            member_badge=request.member_badge,
+            certified=certified,
+            reason=reason,
+            member_id=member_id,
+            skills=[SKILL] if certified else [],
+        )
+
+
 class Responder:
-    """Plays the server for one site. ``decide`` returning None leaves a request unanswered."""
+    """Plays the server for one site. ``decide`` (or ``decide_certify``) returning None leaves
+    a request unanswered."""
 
     _count = 0
 
@@ -66,10 +171,12 @@ class Responder:
         site: str,
         *,
         decide: Callable[[AccessRequest], AccessReply | None] = grant_member,
+        decide_certify: Callable[[CertifyRequest], CertifyReply | None] = refuse_certification,
         ack_events: bool = True,
     ) -> None:
         self.site = site
         self.decide = decide
+        self.decide_certify = decide_certify
         self.ack_events = ack_events
         self.seen = Seen()
         self._changed = threading.Condition()
@@ -89,6 +196,7 @@ class Responder:
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any) -> None:
         channels = (
             Channel.ACCESS_REQUEST,
+            Channel.CERTIFY_REQUEST,
             Channel.EVENTS,
             Channel.STATUS,
             Channel.MACHINE_STATE,
@@ -110,6 +218,11 @@ class Responder:
                 self.seen.requests.append(request)
                 reply = self.decide(request)
                 channel = Channel.ACCESS_REPLY
+            elif address.channel is Channel.CERTIFY_REQUEST:
+                certify = decode(CertifyRequest, message.payload)
+                self.seen.certify_requests.append(certify)
+                reply = self.decide_certify(certify)
+                channel = Channel.CERTIFY_REPLY
             elif address.channel is Channel.EVENTS:
                 event = decode(UsageEvent, message.payload)
                 self.seen.events.append(event)
@@ -124,6 +237,11 @@ class Responder:
             self._changed.notify_all()
         if reply is not None:
             client.publish(topic(self.site, address.gateway, channel), encode(reply), qos=1)
+
+    def play(self, rules: TrainingRules) -> TrainingRules:
+        """Decide requests and certifications by ``rules`` from now on."""
+        self.decide, self.decide_certify = rules.decide, rules.certify
+        return rules
 
     def wait_for(self, predicate: Callable[[Seen], bool], timeout: float = 10.0) -> bool:
         with self._changed:

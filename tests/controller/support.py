@@ -40,9 +40,18 @@ def machine_table(machine_id: str, first_pin: int, **overrides: Any) -> dict[str
 
 
 def gateway_config(
-    broker_url: str, site_id: str, state_dir: Path, *, gateway_id: str = "gw-1", **gateway: Any
+    broker_url: str,
+    site_id: str,
+    state_dir: Path,
+    *,
+    gateway_id: str = "gw-1",
+    sewing: dict[str, Any] | None = None,
+    **gateway: Any,
 ) -> GatewayConfig:
-    """Two machines on a gateway of ``site_id``, every part simulated or on mock pins."""
+    """Two machines on a gateway of ``site_id``, every part simulated or on mock pins.
+
+    ``sewing`` adds or overrides keys of the sewing machine's table (a button, a window).
+    """
     data = {
         "gateway": {
             "id": gateway_id,
@@ -53,7 +62,7 @@ def gateway_config(
             "telemetry_interval_s": 3600,
             **gateway,
         },
-        "machine": [machine_table("sew-1", 17), machine_table("print-1", 22)],
+        "machine": [machine_table("sew-1", 17, **(sewing or {})), machine_table("print-1", 22)],
     }
     return parse_config(data, environ={})
 

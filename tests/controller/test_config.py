@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from controller.config import EXAMPLE_CONFIG, BadConfig, load_config, parse_config
+from controller.config import (
+    EXAMPLE_CONFIG,
+    BadConfig,
+    GpioButtonConfig,
+    SimulatedButtonConfig,
+    load_config,
+    parse_config,
+)
+from protocol.messages import CertificationLevel
 
 
 def example() -> dict[str, Any]:
@@ -35,7 +43,11 @@ def test_the_example_parses() -> None:
     assert sewing.switch.pin == 17
     assert sewing.switch.active_high is False
     assert sewing.indicator.buzzer_pin == 13
+    assert sewing.supervision_window_s == 300
+    assert sewing.certify_level is CertificationLevel.AUTONOMOUS
+    assert isinstance(sewing.button, SimulatedButtonConfig)
     assert config.machine("print-1").indicator.buzzer_pin is None
+    assert config.machine("print-1").button is None
 
 
 def test_defaults_for_what_is_left_out() -> None:
@@ -163,3 +175,63 @@ def test_no_more_machines_than_a_status_can_list() -> None:
         for n in range(33)
     ]
     assert "machine: List should have at most 32 items" in refused(data)
+
+
+def test_supervision_defaults_for_what_is_left_out() -> None:
+    data = example()
+    for key in ("supervision_window_s", "certify_level", "button"):
+        data["machine"][0].pop(key, None)
+    sewing = parse_config(data, environ={}).machine("sew-1")
+
+    assert sewing.supervision_window_s == 300.0
+    assert sewing.certify_level is CertificationLevel.AUTONOMOUS
+    assert sewing.button is None
+
+
+def test_supervision_settings_of_a_machine() -> None:
+    data = example()
+    data["machine"][1] |= {
+        "supervision_window_s": 0,
+        "certify_level": "supervised",
+        "button": {"type": "gpio", "pin": "GPIO26"},
+    }
+    printer = parse_config(data, environ={}).machine("print-1")
+
+    assert printer.supervision_window_s == 0, "0 turns supervision at this machine off"
+    assert printer.certify_level is CertificationLevel.SUPERVISED
+    assert isinstance(printer.button, GpioButtonConfig)
+    assert (printer.button.pin, printer.button.pull_up, printer.button.bounce_ms) == ("GPIO26", True, 50)
+
+
+def test_bad_supervision_settings_are_named() -> None:
+    data = example()
+    data["machine"][0] |= {
+        "supervision_window_s": -1,
+        "certify_level": "expert",
+        "button": {"type": "gpio"},
+    }
+    message = refused(data)
+
+    assert (
+        "[[machine]] #1 ('sew-1'): supervision_window_s: Input should be greater than or equal to 0"
+        in message
+    )
+    assert (
+        "[[machine]] #1 ('sew-1'): certify_level: Input should be 'supervised', 'autonomous' or 'trainer'"
+        in message
+    )
+    assert "[[machine]] #1 ('sew-1'): button.gpio.pin: Field required" in message
+
+
+def test_an_unknown_button_type() -> None:
+    data = example()
+    data["machine"][0]["button"] = {"type": "keypad"}
+    assert "button: Input tag 'keypad' found using 'type' does not match any of the expected tags" in refused(
+        data
+    )
+
+
+def test_a_button_on_a_pin_already_used() -> None:
+    data = example()
+    data["machine"][1]["button"] = {"type": "gpio", "pin": 17}
+    assert "pin 17 of print-1.button.pin is already sew-1.switch.pin" in refused(data)

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+import tomllib
 from typing import Any
 
 import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
-from controller.config import EXAMPLE_CONFIG, load_config
+from controller.config import EXAMPLE_CONFIG, load_config, parse_config
 from controller.hardware import gpio
 from controller.hardware.factory import build_parts
-from controller.hardware.gpio import LedIndicator, RelaySwitch, pin_factory_from_name
+from controller.hardware.gpio import GpioButton, LedIndicator, RelaySwitch, pin_factory_from_name
 from controller.hardware.interfaces import (
     Announcing,
     BadgeReader,
@@ -24,10 +25,11 @@ from controller.hardware.interfaces import (
     HardwareError,
     Indicator,
     PinFailed,
+    PushButton,
     Signal,
     Switch,
 )
-from controller.hardware.simulated import SimulatedBadgeReader, SimulatedCurrentSource
+from controller.hardware.simulated import SimulatedBadgeReader, SimulatedButton, SimulatedCurrentSource
 from protocol.messages import Reason
 
 
@@ -120,8 +122,63 @@ def test_the_parts_meet_their_protocols(mock_factory: Any) -> None:
     current: CurrentSensor = SimulatedCurrentSource()
     switch: Switch = RelaySwitch(17, pin_factory=mock_factory)
     indicator: Indicator = LedIndicator(5, 6, pin_factory=mock_factory)
-    for part in (reader, current, switch, indicator):
+    button: PushButton = SimulatedButton()
+    gpio_button: PushButton = GpioButton(26, pin_factory=mock_factory)
+    for part in (reader, current, switch, indicator, button, gpio_button):
         part.close()
+
+
+def test_a_simulated_button_counts_each_press_once_and_announces_it() -> None:
+    button = SimulatedButton()
+    heard: list[bool] = []
+    assert isinstance(button, Announcing)
+    button.set_listener(lambda: heard.append(True))
+    button.press()
+    button.press()
+
+    assert heard == [True, True]
+    assert [button.pressed(), button.pressed(), button.pressed()] == [True, True, False]
+    button.close()
+    with pytest.raises(HardwareClosed):
+        button.pressed()
+    with pytest.raises(RuntimeError):
+        button.press()
+
+
+# The button on a GPIO pin.
+
+
+def test_a_gpio_button_is_pressed_when_its_pin_is_pulled_low(mock_factory: Any) -> None:
+    button = GpioButton("GPIO26", pin_factory=mock_factory)
+    pin = mock_factory.pin(26)
+    heard = threading.Event()
+    assert isinstance(button, Announcing)
+    button.set_listener(heard.set)
+
+    assert button.pressed() is False
+    pin.drive_low()
+    pin.drive_high()
+    assert heard.is_set()
+    assert button.pressed() is True
+    assert button.pressed() is False, "each press is read once"
+    button.close()
+    with pytest.raises(HardwareClosed):
+        button.pressed()
+
+
+def test_a_gpio_button_pulled_down_is_pressed_when_its_pin_goes_high(mock_factory: Any) -> None:
+    button = GpioButton(19, pull_up=False, bounce_s=0, pin_factory=mock_factory)
+    mock_factory.pin(19).drive_high()
+
+    assert button.pressed() is True
+    button.close()
+
+
+def test_a_button_on_a_pin_in_use_is_a_hardware_error(mock_factory: Any) -> None:
+    relay = RelaySwitch(26, pin_factory=mock_factory)
+    with pytest.raises(PinFailed, match="button on pin 26"):
+        GpioButton(26, pin_factory=mock_factory)
+    relay.close()
 
 
 # The relay.
@@ -288,11 +345,28 @@ def test_parts_are_built_from_the_example_configuration(mock_factory: Any) -> No
     factory = MockFactory()
     parts = [build_parts(machine, factory) for machine in config.machines]
 
-    sewing = parts[0]
+    sewing, printer = parts
     assert isinstance(sewing.reader, SimulatedBadgeReader)
     assert isinstance(sewing.current, SimulatedCurrentSource)
     assert isinstance(sewing.switch, RelaySwitch)
     assert isinstance(sewing.indicator, LedIndicator)
+    assert isinstance(sewing.button, SimulatedButton)
+    assert printer.button is None
     assert factory.pin(17).state is True, "active-low relay, off"
     for machine_parts in parts:
         machine_parts.close()
+    with pytest.raises(HardwareClosed):
+        sewing.button.pressed()
+
+
+def test_a_gpio_button_is_built_from_its_table() -> None:
+    data = tomllib.loads(EXAMPLE_CONFIG.read_text())
+    data["machine"][1]["button"] = {"type": "gpio", "pin": 26, "bounce_ms": 20}
+    config = parse_config(data, environ={})
+    factory = MockFactory()
+    parts = build_parts(config.machine("print-1"), factory)
+
+    assert isinstance(parts.button, GpioButton)
+    factory.pin(26).drive_low()
+    assert parts.button.pressed()
+    parts.close()

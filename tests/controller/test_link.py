@@ -11,6 +11,9 @@ from controller.clock import ManualClock
 from controller.link import Link
 from protocol.messages import (
     AccessReply,
+    CertificationLevel,
+    CertifyReply,
+    CertifyRequest,
     Command,
     CommandAction,
     EventAck,
@@ -32,6 +35,7 @@ class Recorder:
         self.changed = threading.Condition()
         self.connections = 0
         self.replies: list[AccessReply] = []
+        self.certify_replies: list[CertifyReply] = []
         self.acks: list[EventAck] = []
         self.commands: list[Command] = []
 
@@ -43,6 +47,11 @@ class Recorder:
     def on_reply(self, reply: AccessReply) -> None:
         with self.changed:
             self.replies.append(reply)
+            self.changed.notify_all()
+
+    def on_certify_reply(self, reply: CertifyReply) -> None:
+        with self.changed:
+            self.certify_replies.append(reply)
             self.changed.notify_all()
 
     def on_ack(self, ack: EventAck) -> None:
@@ -147,12 +156,19 @@ def test_replies_acks_and_commands_are_handed_over(
     reply = AccessReply(
         request_id="r1", machine="sew-1", badge="04A1B2C3", granted=True, reason=Reason.GRANTED
     )
+    certified = CertifyReply(
+        request_id="c1", machine="sew-1", member_badge="0E1F0002", certified=True, reason=Reason.GRANTED
+    )
     responder.send(GATEWAY, Channel.ACCESS_REPLY, reply)
+    responder.send(GATEWAY, Channel.CERTIFY_REPLY, certified)
     responder.send(GATEWAY, Channel.EVENTS_ACK, EventAck(seq=3))
     responder.send(GATEWAY, Channel.COMMAND, command(clock, "c1"))
 
-    assert recorder.wait_for(lambda: recorder.replies and recorder.acks and recorder.commands)
+    assert recorder.wait_for(
+        lambda: recorder.replies and recorder.certify_replies and recorder.acks and recorder.commands
+    )
     assert recorder.replies == [reply]
+    assert recorder.certify_replies == [certified]
     assert recorder.acks == [EventAck(seq=3)]
     assert recorder.commands[0].command_id == "c1"
 
@@ -160,7 +176,8 @@ def test_replies_acks_and_commands_are_handed_over(
 def test_malformed_payloads_are_dropped(
     link: Link, responder: Responder, recorder: Recorder, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for channel in (Channel.ACCESS_REPLY, Channel.EVENTS_ACK, Channel.COMMAND):
+    channels = (Channel.ACCESS_REPLY, Channel.CERTIFY_REPLY, Channel.EVENTS_ACK, Channel.COMMAND)
+    for channel in channels:
         for payload in (b"not json", b"{}", b"[1, 2]", b"\xff\xfe", b'{"seq": -1}', b"{" * 5000):
             responder.send(GATEWAY, channel, payload)
     responder.send(GATEWAY, Channel.EVENTS_ACK, EventAck(seq=9))  # a good one after the bad ones
@@ -168,10 +185,11 @@ def test_malformed_payloads_are_dropped(
     assert recorder.wait_for(lambda: recorder.acks)
     assert recorder.acks == [EventAck(seq=9)]
     assert recorder.replies == []
+    assert recorder.certify_replies == []
     assert recorder.commands == []
     assert link.connected
     dropped = [r for r in caplog.records if "dropped a malformed message" in r.getMessage()]
-    assert len(dropped) == 18
+    assert len(dropped) == 24
 
 
 def test_late_and_repeated_commands_are_dropped(
@@ -184,3 +202,21 @@ def test_late_and_repeated_commands_are_dropped(
 
     assert recorder.wait_for(lambda: len(recorder.commands) >= 2)
     assert [c.command_id for c in recorder.commands] == ["c1", "c3"]
+
+
+def test_a_certification_is_published_on_the_gateways_certify_request_topic(
+    link: Link, responder: Responder, clock: ManualClock
+) -> None:
+    now = clock.wall_ms()
+    request = CertifyRequest(
+        request_id="c-1",
+        machine="sew-1",
+        trainer_badge="7EAC4E55",
+        member_badge="0E1F0002",
+        level=CertificationLevel.SUPERVISED,
+        sent_at_ms=now,
+        expires_at_ms=now + 500,
+    )
+    assert link.publish_certify(request)
+
+    assert responder.wait_for(lambda seen: seen.certify_requests == [request])

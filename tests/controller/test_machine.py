@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from controller.hardware.interfaces import Signal
-from controller.machine import (
-    Machine,
+from controller.actions import (
     PublishState,
     SendRequest,
     Show,
     SwitchOff,
     SwitchOn,
 )
+from controller.hardware.interfaces import Signal
+from controller.machine import Machine
 from protocol.messages import AccessReply, DecidedBy, EventKind, Reason
 from tests.controller.interlock import (
     AUTHORISING,

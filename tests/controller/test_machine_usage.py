@@ -7,8 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.hardware.interfaces import Signal
-from controller.machine import (
+from controller.actions import (
     Action,
     EndReason,
     SessionEvent,
@@ -16,6 +15,7 @@ from controller.machine import (
     SwitchOff,
     SwitchOn,
 )
+from controller.hardware.interfaces import Signal
 from protocol.messages import EventKind, Reason, UsageEvent
 from tests.controller.interlock import (
     BADGE,

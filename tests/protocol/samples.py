@@ -3,6 +3,9 @@
 from protocol.messages import (
     AccessReply,
     AccessRequest,
+    CertificationLevel,
+    CertifyReply,
+    CertifyRequest,
     Command,
     CommandAction,
     DecidedBy,
@@ -31,6 +34,8 @@ MODELS: list[type[Message]] = [
     EventAck,
     Command,
     Telemetry,
+    CertifyRequest,
+    CertifyReply,
 ]
 
 COMPLETE: dict[type[Message], Message] = {
@@ -54,6 +59,7 @@ COMPLETE: dict[type[Message], Message] = {
         badge="04A1B2C3D4E5F6",
         sent_at_ms=T0,
         expires_at_ms=T0 + 500,
+        supervisor_badge="7EAC4E55",
     ),
     AccessReply: AccessReply(
         request_id="r-8f14e45f",
@@ -64,6 +70,8 @@ COMPLETE: dict[type[Message], Message] = {
         message="Certification « piqueuse plate » expirée le 12/01",
         member_id=1234,
         member_name="Camille",
+        trainer=True,
+        supervisor_id=77,
     ),
     UsageEvent: UsageEvent(
         seq=1017,
@@ -74,6 +82,7 @@ COMPLETE: dict[type[Message], Message] = {
         badge="04A1B2C3D4E5F6",
         member_id=1234,
         decided_by=DecidedBy.CACHE,
+        supervisor_id=77,
         unlocked_ms=3_600_000,
         running_ms=2_400_000,
         idle_ms=1_200_000,
@@ -89,6 +98,26 @@ COMPLETE: dict[type[Message], Message] = {
         reason="workshop closing",
     ),
     Telemetry: Telemetry(machine="brother-s7200", at_ms=T0, current_a=2.75, running=True),
+    CertifyRequest: CertifyRequest(
+        request_id="c-5a1e",
+        machine="brother-s7200",
+        trainer_badge="7EAC4E55",
+        member_badge="04A1B2C3D4E5F6",
+        level=CertificationLevel.SUPERVISED,
+        sent_at_ms=T0,
+        expires_at_ms=T0 + 500,
+    ),
+    CertifyReply: CertifyReply(
+        request_id="c-5a1e",
+        machine="brother-s7200",
+        member_badge="04A1B2C3D4E5F6",
+        certified=True,
+        reason=Reason.GRANTED,
+        message="Camille est habilitée « piqueuse plate » / Camille is certified",
+        member_id=1234,
+        member_name="Camille",
+        skills=["industrial-sewing", "lockstitch"],
+    ),
 }
 
 MINIMAL_JSON: dict[type[Message], dict[str, object]] = {
@@ -112,6 +141,21 @@ MINIMAL_JSON: dict[type[Message], dict[str, object]] = {
     EventAck: {"seq": 1},
     Command: {"command_id": "c1", "action": "refresh", "issued_at_ms": T0, "expires_at_ms": T0 + 1},
     Telemetry: {"machine": "m1", "at_ms": T0, "current_a": 0, "running": False},
+    CertifyRequest: {
+        "request_id": "c1",
+        "machine": "m1",
+        "trainer_badge": "7EAC",
+        "member_badge": "0A1B",
+        "sent_at_ms": T0,
+        "expires_at_ms": T0 + 500,
+    },
+    CertifyReply: {
+        "request_id": "c1",
+        "machine": "m1",
+        "member_badge": "0A1B",
+        "certified": False,
+        "reason": "not_a_trainer",
+    },
 }
 
 
@@ -121,6 +165,7 @@ GATEWAY_TO_SERVER: dict[Channel, type[Message]] = {
     Channel.ACCESS_REQUEST: AccessRequest,
     Channel.EVENTS: UsageEvent,
     Channel.TELEMETRY: Telemetry,
+    Channel.CERTIFY_REQUEST: CertifyRequest,
 }
 """What each channel carries, by direction: docs/protocol.md section 4."""
 
@@ -128,6 +173,7 @@ SERVER_TO_GATEWAY: dict[Channel, type[Message]] = {
     Channel.ACCESS_REPLY: AccessReply,
     Channel.EVENTS_ACK: EventAck,
     Channel.COMMAND: Command,
+    Channel.CERTIFY_REPLY: CertifyReply,
 }
 
 

@@ -12,6 +12,9 @@ from protocol.messages import (
     MAX_PAYLOAD_BYTES,
     AccessReply,
     AccessRequest,
+    CertificationLevel,
+    CertifyReply,
+    CertifyRequest,
     Command,
     CommandAction,
     DecidedBy,
@@ -102,6 +105,10 @@ def texts(max_size: int) -> st.SearchStrategy[str]:
     return st.text(st.characters(blacklist_categories=["Cs"]), max_size=max_size)
 
 
+def printable(max_size: int) -> st.SearchStrategy[str]:
+    return st.text(st.characters(blacklist_categories=["Cs", "Cc"]), max_size=max_size)
+
+
 messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(
         GatewayStatus,
@@ -121,7 +128,13 @@ messages: st.SearchStrategy[Message] = st.one_of(
         at_ms=millis,
     ),
     st.builds(
-        AccessRequest, request_id=tokens, machine=ids, badge=badges, sent_at_ms=millis, expires_at_ms=millis
+        AccessRequest,
+        request_id=tokens,
+        machine=ids,
+        badge=badges,
+        sent_at_ms=millis,
+        expires_at_ms=millis,
+        supervisor_badge=st.none() | badges,
     ),
     st.builds(
         AccessReply,
@@ -133,6 +146,8 @@ messages: st.SearchStrategy[Message] = st.one_of(
         message=texts(200),
         member_id=member_ids,
         member_name=st.none() | texts(120),
+        trainer=st.booleans(),
+        supervisor_id=member_ids,
     ),
     st.builds(
         UsageEvent,
@@ -144,6 +159,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
         badge=st.none() | badges,
         member_id=member_ids,
         decided_by=st.none() | st.sampled_from(DecidedBy),
+        supervisor_id=member_ids,
         unlocked_ms=millis,
         running_ms=millis,
         idle_ms=millis,
@@ -165,6 +181,31 @@ messages: st.SearchStrategy[Message] = st.one_of(
         at_ms=millis,
         current_a=st.floats(min_value=0, max_value=1000),
         running=st.booleans(),
+    ),
+    st.builds(
+        CertifyRequest,
+        request_id=tokens,
+        machine=ids,
+        trainer_badge=badges,
+        member_badge=badges,
+        level=st.sampled_from(CertificationLevel),
+        sent_at_ms=millis,
+        expires_at_ms=millis,
+    ),
+    st.builds(
+        CertifyReply,
+        request_id=tokens,
+        machine=ids,
+        member_badge=badges,
+        certified=st.booleans(),
+        reason=st.sampled_from(Reason),
+        # Without control characters: JSON writes each as 6 bytes (\u0001), and 32 skill ids of
+        # 64 characters with 320 such characters would not fit in MAX_PAYLOAD_BYTES (docs/protocol.md,
+        # section 18, known issue 16).
+        message=printable(200),
+        member_id=member_ids,
+        member_name=st.none() | printable(120),
+        skills=st.lists(ids, max_size=32),
     ),
 )
 

@@ -11,6 +11,9 @@ from protocol.messages import (
     MAX_PAYLOAD_BYTES,
     AccessReply,
     AccessRequest,
+    CertificationLevel,
+    CertifyReply,
+    CertifyRequest,
     Command,
     CommandAction,
     DecidedBy,
@@ -68,6 +71,28 @@ def test_absent_optional_fields_are_left_out_and_defaults_are_written() -> None:
         "granted": True,
         "reason": "granted",
         "message": "",
+        "trainer": False,
+    }
+    certify = CertifyRequest(
+        request_id="c1",
+        machine="m1",
+        trainer_badge="7eac",
+        member_badge="0a1b",
+        sent_at_ms=0,
+        expires_at_ms=0,
+    )
+    assert json.loads(encode(certify))["level"] == "autonomous"
+    refused = CertifyReply(
+        request_id="c1", machine="m1", member_badge="0A1B", certified=False, reason=Reason.NOT_A_TRAINER
+    )
+    assert json.loads(encode(refused)) == {
+        "request_id": "c1",
+        "machine": "m1",
+        "member_badge": "0A1B",
+        "certified": False,
+        "reason": "not_a_trainer",
+        "message": "",
+        "skills": [],
     }
 
 
@@ -100,12 +125,26 @@ def test_unknown_fields_are_ignored(model: type[Message]) -> None:
         (AccessRequest, MINIMAL_JSON[AccessRequest] | {"badge": "04a1b2c3d4e5f6"}),
         (AccessReply, MINIMAL_JSON[AccessReply] | {"badge": "deadbeef"}),
         (UsageEvent, MINIMAL_JSON[UsageEvent] | {"badge": "abcdef0123"}),
+        (AccessRequest, MINIMAL_JSON[AccessRequest] | {"supervisor_badge": "7eac4e55"}),
+        (CertifyRequest, MINIMAL_JSON[CertifyRequest] | {"trainer_badge": "7eac4e55"}),
+        (CertifyRequest, MINIMAL_JSON[CertifyRequest] | {"member_badge": "0e1f0002"}),
+        (CertifyReply, MINIMAL_JSON[CertifyReply] | {"member_badge": "0e1f0002"}),
     ],
-    ids=["AccessRequest", "AccessReply", "UsageEvent"],
+    ids=[
+        "AccessRequest",
+        "AccessReply",
+        "UsageEvent",
+        "supervisor_badge",
+        "trainer_badge",
+        "member_badge",
+        "CertifyReply",
+    ],
 )
 def test_badge_uids_are_upper_cased_on_decode(model: type[Message], data: dict[str, Any]) -> None:
-    badge = getattr(decode(model, _json(data)), "badge")  # noqa: B009 - the models differ
-    assert badge == str(data["badge"]).upper()
+    message = decode(model, _json(data))
+    for name in ("badge", "supervisor_badge", "trainer_badge", "member_badge"):
+        if name in data:
+            assert getattr(message, name) == str(data[name]).upper(), name
 
 
 def test_badge_uids_are_upper_cased_when_made_in_code() -> None:
@@ -132,6 +171,10 @@ def test_every_reason_code_is_stable() -> None:
         "unknown_gateway",
         "request_expired",
         "bad_request",
+        "supervision_required",
+        "not_a_trainer",
+        "self_certification",
+        "prerequisite_missing",
         "server_unreachable",
         "machine_in_use",
     ]
@@ -145,6 +188,7 @@ def test_every_reason_code_is_stable() -> None:
         (EventKind, ["session_started", "running_started", "running_stopped", "session_ended"]),
         (DecidedBy, ["server", "cache"]),
         (CommandAction, ["lock", "unlock", "refresh"]),
+        (CertificationLevel, ["supervised", "autonomous", "trainer"]),
     ],
     ids=lambda v: getattr(v, "__name__", ""),
 )
@@ -160,9 +204,14 @@ def test_messages_are_immutable() -> None:
 
 def test_null_is_accepted_where_a_field_may_be_absent() -> None:
     event = decode(
-        UsageEvent, _with(UsageEvent, badge=None, member_id=None, decided_by=None, end_reason=None)
+        UsageEvent,
+        _with(UsageEvent, badge=None, member_id=None, decided_by=None, supervisor_id=None, end_reason=None),
     )
     assert event == decode(UsageEvent, _json(MINIMAL_JSON[UsageEvent]))
+    request = decode(AccessRequest, _with(AccessRequest, supervisor_badge=None))
+    assert request.supervisor_badge is None
+    reply = decode(AccessReply, _with(AccessReply, supervisor_id=None))
+    assert reply == decode(AccessReply, _json(MINIMAL_JSON[AccessReply]))
 
 
 # --- refusals --------------------------------------------------------------------------------------
@@ -242,11 +291,17 @@ WRONG_TYPES: list[tuple[type[Message], str, object]] = [
     (AccessReply, "reason", True),
     (AccessReply, "member_name", 12),
     (AccessReply, "message", None),
+    (AccessReply, "trainer", 1),
+    (AccessReply, "trainer", "yes"),
+    (AccessReply, "trainer", None),
+    (AccessReply, "supervisor_id", "3"),
+    (AccessRequest, "supervisor_badge", 7),
     (UsageEvent, "seq", "first"),
     (UsageEvent, "kind", 3),
     (UsageEvent, "running_ms", None),
     (UsageEvent, "running_ms", 10.5),
     (UsageEvent, "decided_by", True),
+    (UsageEvent, "supervisor_id", 2.5),
     (EventAck, "seq", [1]),
     (EventAck, "ok", "nope"),
     (EventAck, "error", 404),
@@ -255,6 +310,14 @@ WRONG_TYPES: list[tuple[type[Message], str, object]] = [
     (Telemetry, "current_a", "high"),
     (Telemetry, "running", "perhaps"),
     (Telemetry, "running", None),
+    (CertifyRequest, "trainer_badge", 7),
+    (CertifyRequest, "level", 2),
+    (CertifyRequest, "level", None),
+    (CertifyReply, "certified", "yes"),
+    (CertifyReply, "certified", 1),
+    (CertifyReply, "skills", "industrial-sewing"),
+    (CertifyReply, "skills", [1]),
+    (CertifyReply, "member_id", "12"),
 ]
 
 
@@ -292,12 +355,16 @@ OUT_OF_BOUNDS: list[tuple[type[Message], str, object]] = [
     (AccessReply, "reason", "GRANTED"),
     (AccessReply, "message", "x" * 201),
     (AccessReply, "member_name", "x" * 121),
+    (AccessReply, "supervisor_id", 0),
+    (AccessRequest, "supervisor_badge", "ABC"),
+    (AccessRequest, "supervisor_badge", "7E:AC"),
     (UsageEvent, "seq", 0),
     (UsageEvent, "seq", -1),
     (UsageEvent, "kind", "session_paused"),
     (UsageEvent, "decided_by", "guess"),
     (UsageEvent, "idle_ms", -1),
     (UsageEvent, "end_reason", "x" * 41),
+    (UsageEvent, "supervisor_id", -1),
     (EventAck, "seq", 0),
     (EventAck, "error", "x" * 201),
     (Command, "action", "explode"),
@@ -306,6 +373,14 @@ OUT_OF_BOUNDS: list[tuple[type[Message], str, object]] = [
     (Command, "machine", "all machines"),
     (Telemetry, "current_a", -0.1),
     (Telemetry, "current_a", 1000.5),
+    (CertifyRequest, "level", "expert"),
+    (CertifyRequest, "member_badge", "GHIJ"),
+    (CertifyRequest, "request_id", "c 1"),
+    (CertifyReply, "reason", "certified"),
+    (CertifyReply, "skills", ["Sewing"]),
+    (CertifyReply, "skills", [f"s{i}" for i in range(33)]),
+    (CertifyReply, "message", "x" * 201),
+    (CertifyReply, "member_name", "x" * 121),
 ]
 
 
@@ -328,6 +403,8 @@ def test_a_value_out_of_bounds_is_refused_by_name(model: type[Message], field: s
         (AccessRequest, "request_id", "A_z-9" * 12 + "abcd"),
         (Telemetry, "current_a", 1000),
         (Telemetry, "current_a", 0.0),
+        (CertifyReply, "skills", [f"s{i}" for i in range(32)]),
+        (AccessRequest, "supervisor_badge", "F" * 32),
     ],
     ids=lambda v: getattr(v, "__name__", repr(v)[:20]),
 )
@@ -406,3 +483,48 @@ def test_a_lost_status_is_a_status_like_any_other() -> None:
     assert decode(GatewayStatus, encode(will)).state is GatewayState.LOST
     assert decode(MachineState, encode(COMPLETE[MachineState])).state is MachineStateName.RUNNING
     assert decode(Command, encode(COMPLETE[Command])).action is CommandAction.LOCK
+
+
+def test_a_certification_and_its_reply_echo_the_same_identifiers() -> None:
+    request = COMPLETE[CertifyRequest]
+    assert isinstance(request, CertifyRequest)
+    reply = CertifyReply(
+        request_id=request.request_id,
+        machine=request.machine,
+        member_badge=request.member_badge.lower(),
+        certified=True,
+        reason=Reason.GRANTED,
+    )
+    decoded = decode(CertifyReply, encode(reply))
+    assert (decoded.request_id, decoded.machine, decoded.member_badge) == (
+        request.request_id,
+        request.machine,
+        request.member_badge,
+    )
+
+
+def test_an_older_peers_payloads_still_decode() -> None:
+    """What a gateway or server from before supervision sends: the new fields take their defaults."""
+    request = decode(AccessRequest, _json(MINIMAL_JSON[AccessRequest]))
+    reply = decode(AccessReply, _json(MINIMAL_JSON[AccessReply]))
+    event = decode(UsageEvent, _json(MINIMAL_JSON[UsageEvent]))
+
+    assert request.supervisor_badge is None
+    assert (reply.trainer, reply.supervisor_id) == (False, None)
+    assert event.supervisor_id is None
+
+
+def test_a_maximal_certify_reply_fits_in_a_payload() -> None:
+    """32 skill ids of 64 characters, and the longest texts in 4-byte characters (see section 18)."""
+    reply = CertifyReply(
+        request_id="r" * 64,
+        machine="m" * 64,
+        member_badge="F" * 32,
+        certified=False,
+        reason=Reason.PREREQUISITE_MISSING,
+        message="🧵" * 200,
+        member_id=2**63 - 1,
+        member_name="🧵" * 120,
+        skills=[f"{n:02d}" + "s" * 62 for n in range(32)],
+    )
+    assert len(encode(reply)) <= MAX_PAYLOAD_BYTES

@@ -87,6 +87,8 @@ def test_the_channel_suffixes_are_those_of_the_contract() -> None:
         "events/ack",
         "command",
         "telemetry",
+        "certify/request",
+        "certify/reply",
     }
 
 
@@ -135,6 +137,8 @@ def test_parsing_a_topic_refuses_bad_ids(part: str, bad: str) -> None:
         "atelier/v1/site/gw/access",  # half a channel
         "atelier/v1/site/gw/access/ack",
         "atelier/v1/site/gw/events/nack",
+        "atelier/v1/site/gw/certify",  # half a channel
+        "atelier/v1/site/gw/certify/ack",
         "atelier/v1/site/gw/machine",  # machine state without a machine
         "atelier/v1/site/gw/machine/m1/extra",
         "atelier/v1/site/gw/machine/",
