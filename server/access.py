@@ -1,24 +1,30 @@
 """Who may use which machine, and why not: the rules of access, in one place.
 
 :func:`decide` runs on every badge tap. It reads what it needs in one indexed
-query and writes one log row. Both statements are built once, at import, and
-run on the session's connection without the ORM: building and ORM-loading
-them on every tap cost several times more than running them.
+query and writes one log row; a member certified at the *supervised* level costs
+one more query, about the trainer supervising. The statements are built once, at
+import, and run on the session's connection without the ORM: building and
+ORM-loading them on every tap cost several times more than running them.
+
+A certification counts when it is unrevoked and valid by date and by disuse
+(:func:`server.training.expiry.standing`, the one definition of it).
 
 The gateway never re-implements these rules; offline it looks up their
 compiled result.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from protocol.messages import AccessReply, AccessRequest, Reason
+from protocol.messages import AccessReply, AccessRequest, CertificationLevel, Reason
 from server.db import table
 from server.models import (
+    LEVEL_RANK,
     AccessDecision,
     Badge,
     Certification,
@@ -29,9 +35,12 @@ from server.models import (
     Skill,
     machine_skills,
 )
+from server.training.expiry import Standing, describe, last_use_if_disuse, standing
 
 MESSAGE_MAX = 200  # AccessReply.message
 NAME_MAX = 120  # AccessReply.member_name
+
+DEFAULT_SUPERVISION_WINDOW = timedelta(seconds=300)
 
 _gateways = table(Gateway).c
 _machines = table(Machine).c
@@ -39,12 +48,14 @@ _badges = table(Badge).c
 _members = table(Member).c
 _skills = table(Skill).c
 _certifications = table(Certification).c
+_decisions = table(AccessDecision).c
 _required = machine_skills.c
 
 # Everything a decision needs, in one round trip (the database may be across a network):
 # the gateway; the machine among that gateway's own (null: unknown machine); the badge and
 # its holder (null: unknown badge); then one row per skill the machine requires, with each
-# of the member's unrevoked certifications in it (no skill required: one row of nulls).
+# of the member's unrevoked certifications in it (no skill required: one row of nulls), and
+# for a skill with a disuse period the member's last session on a machine requiring it.
 # Every join follows a unique or a leading index column.
 _FACTS = (
     sa.select(
@@ -59,8 +70,14 @@ _FACTS = (
         _members.status,
         _skills.id,
         _skills.name,
+        _skills.disuse_months,
         _certifications.id,
+        _certifications.level,
+        # Only the disuse deadline needs the grant's moment: not read (nor parsed) otherwise.
+        sa.case((_skills.disuse_months.is_not(None), _certifications.granted_at), else_=sa.null()),
         _certifications.expires_at,
+        _certifications.lapsed_at,
+        last_use_if_disuse(_members.id, _skills.id, _skills.disuse_months),
     )
     .select_from(
         table(Gateway)
@@ -90,6 +107,49 @@ _FACTS = (
 # (SQLite's equivalent is the connection's synchronous=NORMAL.)
 _FACTS_ON_POSTGRESQL = _FACTS.add_columns(sa.func.set_config("synchronous_commit", "off", True))
 
+# The supervisor named by a supervised member's request: their badge and standing, when
+# they were last granted this machine within the window, and their unrevoked trainer-level
+# certifications in the skills that need supervision.
+_SUPERVISOR = (
+    sa.select(
+        _members.id,
+        _members.name,
+        _members.status,
+        _badges.active,
+        sa.select(sa.func.max(_decisions.at))
+        .where(
+            _decisions.member_id == _members.id,
+            _decisions.granted.is_(True),
+            _decisions.gateway_slug == sa.bindparam("gateway"),
+            _decisions.machine_slug == sa.bindparam("machine"),
+            _decisions.at >= sa.bindparam("since"),
+            _decisions.at <= sa.bindparam("now"),
+        )
+        .scalar_subquery(),
+        _skills.id,
+        _skills.disuse_months,
+        _certifications.granted_at,
+        _certifications.expires_at,
+        last_use_if_disuse(_members.id, _skills.id, _skills.disuse_months),
+    )
+    .select_from(
+        table(Badge)
+        .join(table(Member), _members.id == _badges.member_id)
+        .outerjoin(
+            table(Certification),
+            sa.and_(
+                _certifications.member_id == _members.id,
+                _certifications.level == CertificationLevel.TRAINER,
+                _certifications.revoked_at.is_(None),
+                _certifications.lapsed_at.is_(None),
+                _certifications.skill_id.in_(sa.bindparam("skills", expanding=True)),
+            ),
+        )
+        .outerjoin(table(Skill), _skills.id == _certifications.skill_id)
+    )
+    .where(_badges.uid == sa.bindparam("badge"))
+)
+
 _LOG = sa.insert(table(AccessDecision))
 
 
@@ -101,20 +161,42 @@ class Verdict:
     message: str
     member_id: int | None = None
     member_name: str | None = None
+    trainer: bool = False
+    supervisor_id: int | None = None
 
     @property
     def granted(self) -> bool:
         return self.reason is Reason.GRANTED
 
 
-def decide(db: Session, site: str, gateway_slug: str, request: AccessRequest, now: datetime) -> AccessReply:
+@dataclass(frozen=True, slots=True)
+class _Skills:
+    """What the member's certifications allow on this machine."""
+
+    refusal: tuple[Reason, str] | None
+    supervised: dict[int, str]  # skill id -> name: held at the supervised level only
+    trainer: bool  # a valid trainer-level certification for every required skill (at least one)
+
+
+def decide(
+    db: Session,
+    site: str,
+    gateway_slug: str,
+    request: AccessRequest,
+    now: datetime,
+    *,
+    supervision_window: timedelta = DEFAULT_SUPERVISION_WINDOW,
+) -> AccessReply:
     """Answer ``request`` from ``gateway_slug`` of ``site``, log the decision and commit.
 
     The checks run in a fixed order and the first failure is the answer, so a
-    member hears about the problem they can act on first.
+    member hears about the problem they can act on first. A member certified at
+    the supervised level is granted only when the request names, as its
+    ``supervisor_badge``, a trainer for those skills who was granted this machine
+    within ``supervision_window``.
     """
     connection = db.connection()
-    verdict = _judge(connection, site, gateway_slug, request, now)
+    verdict = _judge(connection, site, gateway_slug, request, now, window=supervision_window)
     connection.execute(
         _LOG,
         {
@@ -139,16 +221,54 @@ def decide(db: Session, site: str, gateway_slug: str, request: AccessRequest, no
         message=verdict.message,
         member_id=verdict.member_id,
         member_name=verdict.member_name,
+        trainer=verdict.trainer,
+        supervisor_id=verdict.supervisor_id,
     )
 
 
 def _judge(
-    connection: sa.Connection, site: str, gateway_slug: str, request: AccessRequest, now: datetime
+    connection: sa.Connection,
+    site: str,
+    gateway_slug: str,
+    request: AccessRequest,
+    now: datetime,
+    *,
+    window: timedelta,
 ) -> Verdict:
     facts = _FACTS_ON_POSTGRESQL if connection.dialect.name == "postgresql" else _FACTS
     rows = connection.execute(
         facts, {"gateway": gateway_slug, "site": site, "machine": request.machine, "badge": request.badge}
     ).all()
+    holder = _holder(rows, gateway_slug, request)
+    if isinstance(holder, Verdict):
+        return holder
+    member_id, member_name = holder
+    name = _clip(member_name, NAME_MAX)
+    skills = _certified(rows, now)
+    if skills.refusal is not None:
+        return Verdict(skills.refusal[0], _clip(skills.refusal[1]), member_id, name)
+    supervisor_id = None
+    if skills.supervised:
+        supervision = _supervision(
+            connection,
+            gateway_slug,
+            request,
+            member_id=member_id,
+            needed=skills.supervised,
+            now=now,
+            window=window,
+        )
+        if isinstance(supervision, str):
+            return Verdict(Reason.SUPERVISION_REQUIRED, _clip(supervision), member_id, name)
+        supervisor_id = supervision
+    welcome = (
+        f"Welcome, {member_name}." if supervisor_id is None else f"Welcome, {member_name}, under supervision."
+    )
+    return Verdict(Reason.GRANTED, _clip(welcome), member_id, name, skills.trainer, supervisor_id)
+
+
+def _holder(rows: Sequence[Any], gateway_slug: str, request: AccessRequest) -> Verdict | tuple[int, str]:
+    """The badge holder (id, name) if they may use a machine here at all, else the refusal."""
     if not rows:
         return Verdict(Reason.UNKNOWN_GATEWAY, f"Gateway {gateway_slug} is not registered here.")
     _, machine_id, machine_name, locked_out, lockout_reason, badge_active, member_id, member_name, status = (
@@ -158,11 +278,10 @@ def _judge(
         return Verdict(Reason.UNKNOWN_MACHINE, f"Machine {request.machine} is not known on this gateway.")
     if member_id is None:
         return Verdict(Reason.UNKNOWN_BADGE, "This badge is not enrolled: ask a manager.")
-    refusal = _standing(badge_active, status, machine_name, locked_out, lockout_reason) or (
-        _missing_certification([row[9:13] for row in rows], now)
-    )
-    reason, message = refusal or (Reason.GRANTED, f"Welcome, {member_name}.")
-    return Verdict(reason, _clip(message), member_id, _clip(member_name, NAME_MAX))
+    refusal = _standing(badge_active, status, machine_name, locked_out, lockout_reason)
+    if refusal is not None:
+        return Verdict(*refusal, member_id, _clip(member_name, NAME_MAX))
+    return member_id, member_name
 
 
 def _standing(
@@ -179,40 +298,147 @@ def _standing(
         return Reason.MEMBER_INACTIVE, "Your membership is suspended: ask a manager."
     if locked_out:
         why = f": {lockout_reason}" if lockout_reason else "."
-        return Reason.MACHINE_LOCKED_OUT, f"{machine_name} is locked out{why}"
+        return Reason.MACHINE_LOCKED_OUT, _clip(f"{machine_name} is locked out{why}")
     return None
 
 
-def _missing_certification(rows: list[Any], now: datetime) -> tuple[Reason, str] | None:
-    """Which required skill lacks a valid certification; None if none.
+def _certified(rows: Sequence[Any], now: datetime) -> _Skills:
+    """Whether every required skill has a valid certification, and at which level.
 
-    ``rows`` are (skill id, skill name, certification id, expires at), as
-    :data:`_FACTS` ends; a skill id of None means the machine requires none.
+    ``rows`` are :data:`_FACTS` rows; from column 9: skill id, name, disuse months,
+    certification id, level, granted at, expires at, lapsed at, last use. A skill
+    id of None means the machine requires none.
 
     A skill with no certification at all outranks one whose certification
     expired: renewing the expired one would not be enough.
     """
-    missing: dict[int, str] = {}  # skill id -> name
-    expired: dict[int, tuple[str, datetime]] = {}  # skill id -> (name, latest expiry)
-    valid: set[int] = set()
-    for skill_id, skill_name, certification_id, expires_at in rows:
+    names: dict[int, str] = {}
+    best: dict[int, CertificationLevel] = {}
+    ended: dict[int, tuple[Standing, int | None]] = {}  # skill id -> its latest-ending expired certification
+    for row in rows:
+        (
+            skill_id,
+            skill_name,
+            disuse_months,
+            certification_id,
+            level,
+            granted_at,
+            expires_at,
+            lapsed_at,
+            used,
+        ) = row[9:18]
         if skill_id is None:
             continue
+        names[skill_id] = skill_name
         if certification_id is None:
-            missing[skill_id] = skill_name
-        elif expires_at is None or expires_at > now:
-            valid.add(skill_id)
-        elif skill_id not in expired or expires_at > expired[skill_id][1]:
-            expired[skill_id] = (skill_name, expires_at)
-    if missing:
-        return Reason.NOT_CERTIFIED, f"You are not certified for {', '.join(sorted(missing.values()))}."
-    lapsed = [item for skill_id, item in expired.items() if skill_id not in valid]
-    if lapsed:
-        name, expires_at = min(lapsed, key=lambda item: item[1])
-        return (
-            Reason.CERTIFICATION_EXPIRED,
-            f"Your certification for {name} expired on {expires_at:%Y-%m-%d}.",
+            continue
+        if lapsed_at is None and disuse_months is None and (expires_at is None or expires_at > now):
+            # The common case, decided without building a Standing: valid, no disuse period.
+            if skill_id not in best or LEVEL_RANK[level] > LEVEL_RANK[best[skill_id]]:
+                best[skill_id] = level
+            continue
+        found = standing(
+            granted_at=granted_at,
+            expires_at=expires_at,
+            lapsed_at=lapsed_at,
+            disuse_months=disuse_months,
+            last_used=used,
+            now=now,
         )
+        if found.valid:
+            if skill_id not in best or LEVEL_RANK[level] > LEVEL_RANK[best[skill_id]]:
+                best[skill_id] = level
+        elif skill_id not in ended or _end(found) > _end(ended[skill_id][0]):
+            ended[skill_id] = (found, disuse_months)
+    missing = sorted(
+        name for skill_id, name in names.items() if skill_id not in best and skill_id not in ended
+    )
+    if missing:
+        return _Skills((Reason.NOT_CERTIFIED, f"You are not certified for {', '.join(missing)}."), {}, False)
+    lapsed = [(skill_id, item) for skill_id, item in ended.items() if skill_id not in best]
+    if lapsed:
+        skill_id, (found, disuse_months) = min(lapsed, key=lambda pair: _end(pair[1][0]))
+        return _Skills(
+            (Reason.CERTIFICATION_EXPIRED, describe(names[skill_id], found, disuse_months)), {}, False
+        )
+    supervised = {
+        skill_id: names[skill_id]
+        for skill_id, level in best.items()
+        if level is CertificationLevel.SUPERVISED
+    }
+    trainer = bool(best) and all(level is CertificationLevel.TRAINER for level in best.values())
+    return _Skills(None, supervised, trainer)
+
+
+def _end(expired: Standing) -> datetime:
+    # An expired certification always has an end: its date, its disuse deadline or its lapse.
+    assert expired.ends_at is not None
+    return expired.ends_at
+
+
+def _supervision(
+    connection: sa.Connection,
+    gateway_slug: str,
+    request: AccessRequest,
+    *,
+    member_id: int,
+    needed: dict[int, str],
+    now: datetime,
+    window: timedelta,
+) -> int | str:
+    """The supervising trainer's member id, or why there is none (for the member to read)."""
+    if request.supervisor_badge is None:
+        skills = ", ".join(sorted(needed.values()))
+        return (
+            f"You may use this machine for {skills} under supervision only: a trainer must badge on it first."
+        )
+    rows = connection.execute(
+        _SUPERVISOR,
+        {
+            "badge": request.supervisor_badge,
+            "gateway": gateway_slug,
+            "machine": request.machine,
+            "since": now - window,
+            "now": now,
+            "skills": sorted(needed),
+        },
+    ).all()
+    if not rows:
+        return "The supervisor's badge is not enrolled: a trainer must badge on this machine first."
+    refusal = _not_a_supervisor(rows, member_id, needed, now, window)
+    return refusal if refusal is not None else int(rows[0][0])
+
+
+def _not_a_supervisor(
+    rows: Sequence[Any], member_id: int, needed: dict[int, str], now: datetime, window: timedelta
+) -> str | None:
+    """Why the holder of the supervisor badge cannot supervise (``rows``: :data:`_SUPERVISOR`'s); None if they can."""
+    supervisor_id, supervisor_name, status, badge_active, last_granted = rows[0][:5]
+    if supervisor_id == member_id:
+        return "You cannot supervise yourself: a trainer must badge on this machine first."
+    if not badge_active or status is not MemberStatus.ACTIVE:
+        return f"{supervisor_name} cannot supervise now: their badge or membership is not active."
+    trains = {
+        skill_id
+        for skill_id, disuse_months, granted_at, expires_at, used in (row[5:10] for row in rows)
+        if skill_id is not None
+        and standing(
+            granted_at=granted_at,
+            expires_at=expires_at,
+            lapsed_at=None,
+            disuse_months=disuse_months,
+            last_used=used,
+            now=now,
+        ).valid
+    }
+    untrained = sorted(name for skill_id, name in needed.items() if skill_id not in trains)
+    if untrained:
+        return (
+            f"{supervisor_name} is not a trainer for {', '.join(untrained)}: a trainer for it must supervise."
+        )
+    if last_granted is None:
+        minutes = max(1, round(window.total_seconds() / 60))
+        return f"{supervisor_name} must badge on this machine first: supervision lasts {minutes} min after."
     return None
 
 

@@ -8,7 +8,7 @@ import sqlite3
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -178,6 +178,24 @@ def upgrade_database(url: str, revision: str = "head") -> None:
                     raise RuntimeError(f"foreign key violations after migrating: {problems[:5]}")
     finally:
         engine.dispose()
+
+
+class AppendOnly(RuntimeError):
+    """An attempt to change or delete a record that may only be added to (a history, a trail)."""
+
+
+B = TypeVar("B", bound=type[Base])
+
+
+def append_only(model: B) -> B:
+    """Make the ORM refuse to update or delete rows of ``model``: history is added to, never rewritten."""
+
+    def refuse(mapper: Any, connection: Any, target: Any) -> None:
+        raise AppendOnly(f"{model.__tablename__} {target.id} cannot be changed or deleted: it is history")
+
+    event.listen(model, "before_update", refuse)
+    event.listen(model, "before_delete", refuse)
+    return model
 
 
 def enum_type(enum: type[StrEnum], name: str) -> sa.Enum:

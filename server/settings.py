@@ -2,8 +2,9 @@
 
 import logging
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from protocol.ids import Ident
@@ -27,11 +28,42 @@ class Settings(BaseSettings):
     request_clock_tolerance_ms: Annotated[int, Field(ge=0)] = 5000
     """Access requests that expired longer ago than this are dropped unanswered:
     the gateway has stopped waiting, and the margin absorbs clock skew."""
+    supervision_window_s: Annotated[int, Field(ge=1, le=86_400)] = 300
+    """A member certified at the supervised level is let in only if a trainer for the
+    skill was granted the same machine at most this many seconds before."""
+    expiry_sweep_interval_s: Annotated[int, Field(ge=1)] = 3600
+    """How often the server records the certifications that have expired (by date or by
+    disuse); it also does so at start."""
+
+    # Telemetry to an InfluxDB-API store (InfluxDB 2.x, or victoria-metrics): off without a URL.
+    telemetry_url: str | None = None
+    """``http(s)://host:port`` of the store's write API; telemetry is only checked, not kept, without it."""
+    telemetry_token: SecretStr | None = None
+    """The store's API token (InfluxDB 1.8: ``user:password``); victoria-metrics needs none."""
+    telemetry_org: str = "atelier"
+    telemetry_bucket: str = "atelier"
+    telemetry_buffer_points: Annotated[int, Field(ge=1, le=10_000_000)] = 50_000
+    """Samples kept while the store is slow or down; beyond it the oldest are dropped (and counted)."""
+    telemetry_flush_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    telemetry_timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    """The longest a write may take; a slow store only ever delays the writer's own thread."""
 
     @field_validator("mqtt_url")
     @classmethod
     def _check_mqtt_url(cls, value: str) -> str:
         BrokerURL.parse(value)  # raises a ValueError saying what is wrong
+        return value
+
+    @field_validator("telemetry_url", mode="before")
+    @classmethod
+    def _check_telemetry_url(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None  # an empty ATELIER_TELEMETRY_URL means off, as an unset one does
+        if isinstance(value, str):
+            parts = urlsplit(value.strip())
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"telemetry URL must be http(s)://host[:port], not {value!r}")
+            return value.strip()
         return value
 
     @field_validator("log_level")

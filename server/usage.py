@@ -61,6 +61,8 @@ def _apply_statement() -> sa.Update:
     # The member the gateway names if the server knows them, else the badge's holder.
     named_member = sa.select(_members.id).where(_members.id == _param("member_id", sa.Integer()))
     badge_holder = sa.select(_badges.member_id).where(_badges.uid == badge)
+    # A supervisor the server does not know (a gateway bug) is left out rather than refusing the event.
+    named_supervisor = sa.select(_members.id).where(_members.id == _param("supervisor_id", sa.Integer()))
     return (
         sa.update(table(UsageSession))
         .where(
@@ -81,6 +83,7 @@ def _apply_statement() -> sa.Update:
             member_id=sa.func.coalesce(
                 _sessions.member_id, named_member.scalar_subquery(), badge_holder.scalar_subquery()
             ),
+            supervisor_id=sa.func.coalesce(_sessions.supervisor_id, named_supervisor.scalar_subquery()),
             # A session ends once; a second session_ended (a gateway bug) changes nothing.
             ended_at=sa.case((ends_now, at), else_=_sessions.ended_at),
             end_reason=sa.case((ends_now, _param("end_reason", sa.String(40))), else_=_sessions.end_reason),
@@ -158,6 +161,7 @@ def ingest(
             "badge": event.badge,
             "decided_by": event.decided_by.value if event.decided_by is not None else None,
             "member_id": event.member_id,
+            "supervisor_id": event.supervisor_id,
             "ends": event.kind is EventKind.SESSION_ENDED,
             "end_reason": event.end_reason,
         }

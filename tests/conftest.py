@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Mosquitto and a real PostgreSQL for the whole run.
+"""Shared fixtures: a real Mosquitto, PostgreSQL and victoria-metrics for the whole run.
 
 A service that cannot start makes the tests that need it fail with the reason:
 nothing here skips.
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from tests.services import Mosquitto, Postgres, mosquitto, postgres
+from tests.services import Mosquitto, Postgres, VictoriaMetrics, mosquitto, postgres, victoria_metrics
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +26,13 @@ def broker() -> Iterator[Mosquitto]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[Postgres]:
     with postgres() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def telemetry_store() -> Iterator[VictoriaMetrics]:
+    """One victoria-metrics for the session; tests keep apart by their site id (a tag)."""
+    with victoria_metrics() as running:
         yield running
 
 

@@ -1,4 +1,4 @@
-"""Real services for tests and benchmarks: Mosquitto and PostgreSQL.
+"""Real services for tests and benchmarks: Mosquitto, PostgreSQL and victoria-metrics.
 
 Each is spawned on a free loopback port in a temporary directory and stopped
 afterwards. When a service cannot be started, :class:`ServiceUnavailable` is
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import pwd
 import shutil
@@ -17,9 +18,12 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 class ServiceUnavailable(RuntimeError):
@@ -183,4 +187,83 @@ def postgres() -> Iterator[Postgres]:
         yield Postgres(port, directory)
     finally:
         _run([pg_ctl, "-D", data, "-m", "immediate", "stop"], directory, check=False)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@dataclass
+class VictoriaMetrics:
+    """A victoria-metrics of our own: it takes influxdb-client writes at ``/api/v2/write``."""
+
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def export(self, match: str) -> list[dict[str, Any]]:
+        """The raw samples of every series matching ``match``, through ``/api/v1/export``.
+
+        Unlike an instant query, the export shows points however recent they are (not
+        later than now, though); pending points are flushed first, or they would take
+        seconds to show.
+        """
+        with urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=10):  # noqa: S310 - loopback
+            pass
+        query = urllib.parse.urlencode({"match[]": match})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{query}", timeout=10) as response:  # noqa: S310 - our own loopback URL
+            return [json.loads(line) for line in response.read().decode().splitlines() if line.strip()]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def _wait_for_health(url: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise ServiceUnavailable(f"process exited with code {proc.returncode}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/health", timeout=1) as answer:  # noqa: S310 - loopback
+            if answer.status == 200:
+                return
+        time.sleep(0.05)
+    raise ServiceUnavailable(f"{url}/health did not answer within {timeout} s")
+
+
+@contextlib.contextmanager
+def victoria_metrics() -> Iterator[VictoriaMetrics]:
+    """A throw-away victoria-metrics (Debian package ``victoria-metrics``) on a free port."""
+    binary = _find("victoria-metrics")
+    directory = Path(tempfile.mkdtemp(prefix="atelier-victoria-metrics-"))
+    port = free_port()
+    log = open(directory / "victoria-metrics.log", "ab")  # noqa: SIM115 - owned by the process
+    process = subprocess.Popen(
+        [
+            binary,
+            f"-httpListenAddr=127.0.0.1:{port}",
+            f"-storageDataPath={directory / 'data'}",
+            # Instant queries hide points younger than 30 s by default; tests write "now".
+            "-search.latencyOffset=0s",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    running = VictoriaMetrics(port, directory, process)
+    try:
+        try:
+            _wait_for_health(running.url, 15.0, process)
+        except ServiceUnavailable as error:
+            output = (directory / "victoria-metrics.log").read_text(errors="replace")[-3000:]
+            raise ServiceUnavailable(f"victoria-metrics did not start: {error}\n{output}") from None
+        yield running
+    finally:
+        running.stop()
         shutil.rmtree(directory, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""Workshop errors as HTTP answers: 404 for what does not exist, 409 for clashes, 422 for bad values."""
+"""Workshop errors as HTTP answers: 403 for what the caller may not do, 404 for what does not exist,
+409 for clashes, 422 for bad values."""
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
@@ -6,7 +7,9 @@ from sqlalchemy.exc import IntegrityError
 
 from server.workshop import AlreadyExists, Conflict, InvalidValue, NotFound, WorkshopError
 
-_STATUS: dict[type[WorkshopError], int] = {
+# The first matching kind wins: a refusal of permission is said before anything else.
+_STATUS: dict[type[Exception], int] = {
+    PermissionError: status.HTTP_403_FORBIDDEN,
     NotFound: status.HTTP_404_NOT_FOUND,
     AlreadyExists: status.HTTP_409_CONFLICT,
     Conflict: status.HTTP_409_CONFLICT,

@@ -4,27 +4,43 @@ Importing this package registers every table on :data:`server.db.Base.metadata`.
 """
 
 from server.models.access_decision import AccessDecision
+from server.models.api_token import ApiToken
+from server.models.audit_entry import AuditEntry
 from server.models.badge import Badge
-from server.models.certification import Certification, CertificationLevel
+from server.models.certification import (
+    LEVEL_RANK,
+    Certification,
+    CertificationEvent,
+    CertificationEventKind,
+    CertificationLevel,
+    GrantedVia,
+)
 from server.models.gateway import Gateway, GatewayState
 from server.models.gateway_event import GatewayEvent
 from server.models.machine import Machine, machine_skills
 from server.models.member import Member, MemberStatus
-from server.models.skill import Skill
+from server.models.skill import Skill, skill_prerequisites
 from server.models.usage_session import UsageSession
 
 __all__ = [
+    "LEVEL_RANK",
     "AccessDecision",
+    "ApiToken",
+    "AuditEntry",
     "Badge",
     "Certification",
+    "CertificationEvent",
+    "CertificationEventKind",
     "CertificationLevel",
     "Gateway",
     "GatewayEvent",
     "GatewayState",
+    "GrantedVia",
     "Machine",
     "Member",
     "MemberStatus",
     "Skill",
     "UsageSession",
     "machine_skills",
+    "skill_prerequisites",
 ]

@@ -20,6 +20,9 @@ class MemberStatus(StrEnum):
 
 
 class Member(Base):
+    """Roles are flags here, except *trainer*: a member is a trainer for the skills in
+    which they hold a valid trainer-level certification, and for those only."""
+
     __tablename__ = "members"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -29,5 +32,9 @@ class Member(Base):
         enum_type(MemberStatus, "member_status"), default=MemberStatus.ACTIVE
     )
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+    is_manager: Mapped[bool] = mapped_column(default=False)
+    """Runs the workshop: may certify and revoke in every skill, among other things."""
+    is_treasurer: Mapped[bool] = mapped_column(default=False)
+    """Sets prices and closes the books (billing)."""
 
     badges: Mapped[list["Badge"]] = relationship(back_populates="member", order_by="Badge.id")

@@ -2,7 +2,7 @@
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.db import Base, BigPK
@@ -19,6 +19,11 @@ class UsageSession(Base):
     """
 
     __tablename__ = "usage_sessions"
+    # "When did this member last use a machine requiring this skill?" (expiry by disuse)
+    # is asked on badge taps: one index range per machine.
+    __table_args__ = (
+        Index("ix_usage_sessions_member_id_machine_id_started_at", "member_id", "machine_id", "started_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigPK, primary_key=True)
     # Made on the gateway, so that a session opened offline has an id at once.
@@ -27,6 +32,8 @@ class UsageSession(Base):
     machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id"), index=True)
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
     badge_uid: Mapped[str | None] = mapped_column(String(32))
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"))
+    """The trainer who supervised the session, for a member certified at the supervised level."""
     decided_by: Mapped[str | None] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(index=True)
     ended_at: Mapped[datetime | None]
@@ -38,4 +45,5 @@ class UsageSession(Base):
 
     gateway: Mapped[Gateway] = relationship()
     machine: Mapped[Machine] = relationship()
-    member: Mapped[Member | None] = relationship()
+    member: Mapped[Member | None] = relationship(foreign_keys=[member_id])
+    supervisor: Mapped[Member | None] = relationship(foreign_keys=[supervisor_id])

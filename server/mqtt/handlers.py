@@ -10,6 +10,7 @@ useful to the gateway; it changes nothing else.
 import json
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -21,6 +22,8 @@ from protocol.messages import (
     AccessReply,
     AccessRequest,
     BadgeUid,
+    CertifyReply,
+    CertifyRequest,
     EventAck,
     GatewayStatus,
     Reason,
@@ -31,10 +34,13 @@ from protocol.messages import (
     encode,
 )
 from protocol.topics import QOS, Channel, TopicAddress, parse_topic, topic
-from server.access import decide
+from server.access import DEFAULT_SUPERVISION_WINDOW, decide
 from server.clock import Clock, to_ms
 from server.db import SessionFactory
 from server.gateway_status import StatusOutcome, record_status
+from server.observability import ServerMetrics
+from server.telemetry import MachineSample, TelemetryWriter
+from server.training.machine import certify_at_machine
 from server.usage import ingest
 
 log = logging.getLogger(__name__)
@@ -62,12 +68,23 @@ class Handlers:
     """Reads the gateways of ``site``; each message gets a database session of its own."""
 
     def __init__(
-        self, site: str, session_factory: SessionFactory, clock: Clock, request_clock_tolerance_ms: int
+        self,
+        site: str,
+        session_factory: SessionFactory,
+        clock: Clock,
+        request_clock_tolerance_ms: int,
+        *,
+        metrics: ServerMetrics | None = None,
+        telemetry: TelemetryWriter | None = None,
+        supervision_window: timedelta = DEFAULT_SUPERVISION_WINDOW,
     ) -> None:
         self.site = site
         self._sessions = session_factory
         self._clock = clock
         self._tolerance_ms = request_clock_tolerance_ms
+        self._supervision_window = supervision_window
+        self.metrics = metrics or ServerMetrics()
+        self._telemetry = telemetry  # None: telemetry is checked, and not kept
 
     def handle(self, topic_name: str, payload: bytes) -> Outgoing | None:
         """The answer to one message, if any. Raises only on a failure of the server itself."""
@@ -81,12 +98,14 @@ class Handlers:
             return None
         if address.channel is Channel.ACCESS_REQUEST:
             return self.access_request(address, topic_name, payload)
+        if address.channel is Channel.CERTIFY_REQUEST:
+            return self.certify_request(address, topic_name, payload)
         if address.channel is Channel.EVENTS:
             return self.usage_event(address, topic_name, payload)
         if address.channel is Channel.STATUS:
             self.status(address, topic_name, payload)
         elif address.channel is Channel.TELEMETRY:
-            self.telemetry(topic_name, payload)
+            self.telemetry(address, topic_name, payload)
         else:
             log.debug("ignored message on %s: not a channel the server reads", topic_name)
         return None
@@ -100,6 +119,7 @@ class Handlers:
             reply = _bad_request_reply(payload, str(error))
             if reply is None:
                 return None
+            self.metrics.decided(reply.reason.value)
             return Outgoing(reply_topic, encode(reply), QOS[Channel.ACCESS_REPLY])
         now = self._clock()
         if request.expires_at_ms + self._tolerance_ms < to_ms(now):
@@ -110,9 +130,13 @@ class Handlers:
                 topic_name,
                 to_ms(now) - request.expires_at_ms,
             )
+            self.metrics.decided(Reason.REQUEST_EXPIRED.value)
             return None
         with self._sessions() as db:
-            reply = decide(db, self.site, address.gateway, request, now)
+            reply = decide(
+                db, self.site, address.gateway, request, now, supervision_window=self._supervision_window
+            )
+        self.metrics.decided("granted" if reply.granted else reply.reason.value)
         # DEBUG: every decision is in the access_decisions table already.
         log.debug(
             "access %s: badge %s on %s/%s: %s",
@@ -124,6 +148,31 @@ class Handlers:
         )
         return Outgoing(reply_topic, encode(reply), QOS[Channel.ACCESS_REPLY])
 
+    def certify_request(self, address: TopicAddress, topic_name: str, payload: bytes) -> Outgoing | None:
+        """A trainer certifies a member at the machine: grant through the rules, or say why not."""
+        reply_topic = topic(self.site, address.gateway, Channel.CERTIFY_REPLY)
+        try:
+            request = decode(CertifyRequest, payload)
+        except BadPayload as error:
+            log.warning("bad certify request on %s: %s", topic_name, error)
+            refusal = _bad_certify_reply(payload, str(error))
+            if refusal is None:
+                return None
+            return Outgoing(reply_topic, encode(refusal), QOS[Channel.CERTIFY_REPLY])
+        now = self._clock()
+        if request.expires_at_ms + self._tolerance_ms < to_ms(now):
+            # Nobody waits for the answer any more: certifying now would surprise the trainer.
+            log.info(
+                "dropped certify request %s on %s: expired %d ms ago",
+                request.request_id,
+                topic_name,
+                to_ms(now) - request.expires_at_ms,
+            )
+            return None
+        with self._sessions() as db:
+            reply = certify_at_machine(db, self.site, address.gateway, request, now)
+        return Outgoing(reply_topic, encode(reply), QOS[Channel.CERTIFY_REPLY])
+
     def usage_event(self, address: TopicAddress, topic_name: str, payload: bytes) -> Outgoing | None:
         ack_topic = topic(self.site, address.gateway, Channel.EVENTS_ACK)
         try:
@@ -132,12 +181,17 @@ class Handlers:
             # Refused for good, and said so: resending the same bytes cannot help. The
             # payload is logged so that a manager can still recover the usage by hand.
             log.error("bad usage event on %s: %s; payload %r", topic_name, error, bytes(payload[:300]))
+            self.metrics.event_refused()
             refusal = _bad_event_ack(payload, str(error))
             if refusal is None:
                 return None
             return Outgoing(ack_topic, encode(refusal), QOS[Channel.EVENTS_ACK])
         with self._sessions() as db:
             ack = ingest(db, address.gateway, event, self._clock(), site=self.site)
+        if ack.ok:
+            self.metrics.event_ingested(address.gateway, (to_ms(self._clock()) - event.at_ms) / 1000)
+        else:
+            self.metrics.event_refused()
         return Outgoing(ack_topic, encode(ack), QOS[Channel.EVENTS_ACK])
 
     def status(self, address: TopicAddress, topic_name: str, payload: bytes) -> None:
@@ -153,6 +207,10 @@ class Handlers:
             outcome = record_status(db, self.site, address.gateway, status, self._clock())
         if outcome is StatusOutcome.APPLIED:
             log.info("gateway %s is %s (boot %d)", address.gateway, status.state.value, status.boot)
+            # ``backlog`` (unacknowledged events) is proposed for GatewayStatus; read when present.
+            backlog = getattr(status, "backlog", None)
+            if isinstance(backlog, int):
+                self.metrics.gateway_backlog(address.gateway, backlog)
         elif outcome is StatusOutcome.STALE:
             log.info(
                 "ignored stale %s status of gateway %s, boot %d", status.state, address.gateway, status.boot
@@ -160,12 +218,15 @@ class Handlers:
         else:
             log.warning("status from unregistered gateway %s on %s", address.gateway, topic_name)
 
-    def telemetry(self, topic_name: str, payload: bytes) -> None:
-        # Checked, not stored yet: the time-series store comes with its own issue.
+    def telemetry(self, address: TopicAddress, topic_name: str, payload: bytes) -> None:
         try:
-            decode(Telemetry, payload)
+            sample = decode(Telemetry, payload)
         except BadPayload as error:
             log.warning("bad telemetry on %s: %s", topic_name, error)
+            return
+        if self._telemetry is not None:
+            # Never waits: a slow or absent store only makes the writer drop old samples.
+            self._telemetry.offer(MachineSample.of(self.site, address.gateway, sample))
 
 
 def _json_object(payload: bytes) -> dict[str, Any] | None:
@@ -208,6 +269,24 @@ def _bad_request_reply(payload: bytes, error: str) -> AccessReply | None:
         machine=machine,
         badge=_field(document, "badge", _badge) or PLACEHOLDER_BADGE,
         granted=False,
+        reason=Reason.BAD_REQUEST,
+        message=error[:200],
+    )
+
+
+def _bad_certify_reply(payload: bytes, error: str) -> CertifyReply | None:
+    document = _json_object(payload)
+    if document is None:
+        return None
+    request_id = _field(document, "request_id", _token)
+    machine = _field(document, "machine", _ident)
+    if request_id is None or machine is None:
+        return None
+    return CertifyReply(
+        request_id=request_id,
+        machine=machine,
+        member_badge=_field(document, "member_badge", _badge) or PLACEHOLDER_BADGE,
+        certified=False,
         reason=Reason.BAD_REQUEST,
         message=error[:200],
     )

@@ -13,6 +13,8 @@ subscriptions (``mqtt_shared_group``), not with more threads.
 import logging
 import secrets
 import threading
+import time
+from datetime import timedelta
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -25,13 +27,17 @@ from protocol.topics import QOS, Channel, shared, subscription
 from server.clock import Clock, utc_now
 from server.db import SessionFactory
 from server.mqtt.handlers import Handlers
+from server.observability import ServerMetrics
 from server.settings import Settings
+from server.telemetry import TelemetryWriter
 
 log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 30
 
-DECISION_CHANNELS = (Channel.ACCESS_REQUEST,)
+# A certification at the machine is answered as fast as a tap: the trainer and the member are waiting.
+DECISION_CHANNELS = (Channel.ACCESS_REQUEST, Channel.CERTIFY_REQUEST)
+_ACCESS_REPLY_SUFFIX = "/" + Channel.ACCESS_REPLY.value
 INGEST_CHANNELS = (Channel.EVENTS, Channel.TELEMETRY, Channel.STATUS)
 
 
@@ -39,9 +45,17 @@ class _Lane:
     """One MQTT connection subscribed to some channels, handling their messages in its thread."""
 
     def __init__(
-        self, name: str, service: "MqttService", client_id: str, filters: list[tuple[str, int]]
+        self,
+        name: str,
+        service: "MqttService",
+        client_id: str,
+        filters: list[tuple[str, int]],
+        *,
+        timed: bool = False,
     ) -> None:
         self.name = name
+        # Decisions are timed from the moment paho read the request off the socket.
+        self._timed = timed
         self.filters = filters
         self._broker = service.broker
         self._service = service
@@ -126,6 +140,8 @@ class _Lane:
                 info = client.publish(outgoing.topic, outgoing.payload, qos=outgoing.qos, retain=False)
                 if info.rc is not MQTTErrorCode.MQTT_ERR_SUCCESS:
                     log.warning("could not answer on %s: %s", outgoing.topic, paho.error_string(info.rc))
+                elif self._timed and outgoing.topic.endswith(_ACCESS_REPLY_SUFFIX):
+                    self._service.handlers.metrics.decision_took(time.monotonic() - message.timestamp)
         except Exception:
             log.exception("failed to handle a message on %r", topic_name)
 
@@ -140,14 +156,24 @@ class MqttService:
         *,
         clock: Clock = utc_now,
         client_id: str | None = None,
+        metrics: ServerMetrics | None = None,
+        telemetry: TelemetryWriter | None = None,
     ) -> None:
         self._settings = settings
         self.broker = settings.broker
-        self.handlers = Handlers(settings.site, session_factory, clock, settings.request_clock_tolerance_ms)
+        self.handlers = Handlers(
+            settings.site,
+            session_factory,
+            clock,
+            settings.request_clock_tolerance_ms,
+            metrics=metrics,
+            telemetry=telemetry,
+            supervision_window=timedelta(seconds=settings.supervision_window_s),
+        )
         # A random suffix: two servers with the same id would keep kicking each other off the broker.
         self.client_id = client_id or f"atelier-server-{settings.site}-{secrets.token_hex(4)}"
         self._lanes = (
-            _Lane("decision", self, f"{self.client_id}-d", self._filters(DECISION_CHANNELS)),
+            _Lane("decision", self, f"{self.client_id}-d", self._filters(DECISION_CHANNELS), timed=True),
             _Lane("ingest", self, f"{self.client_id}-i", self._filters(INGEST_CHANNELS)),
         )
         self._started = False

@@ -43,17 +43,18 @@ class Workshop:
     site: str
     gateway: str  # drives sewing-1, overlocker-1, cutter-1 and free-1
     other_gateway: str  # drives printer-1
-    alice: int  # certified for sewing and overlocker: may use everything on the gateway
+    alice: int  # certified for sewing; for overlocker at the supervised level (with a trainer only)
     bob: int  # no certification
     carol: int  # suspended
     dave: int  # his badge is disabled
     erin: int  # her sewing certification expired; she holds a valid overlocker one
-    trainer: int
+    trainer: int  # a trainer for industrial-sewing and overlocker
     alice_badge: str = "A1B2C3D4"
     bob_badge: str = "B0B00001"
     carol_badge: str = "C0C00001"
     dave_badge: str = "DA7E0001"
     erin_badge: str = "E1E10001"
+    trainer_badge: str = "7E550001"
 
 
 @pytest.fixture
@@ -90,7 +91,9 @@ def workshop(db: Session, site_id: str) -> Workshop:
         gateway="gw-fablab",
         required_skills=["fdm-printer"],
     )
-    trainer = manage.add_member(db, "Tess Trainer", email="tess@example.org", now=NOW).id
+    trainer = manage.add_member(db, "Tess Trainer", email="tess@example.org", badge="7E550001", now=NOW).id
+    for skill in ("industrial-sewing", "overlocker"):
+        manage.grant_certification(db, trainer, skill, level=CertificationLevel.TRAINER, now=NOW)
     alice = manage.add_member(db, "Alice Martin", badge="a1b2c3d4", now=NOW).id
     bob = manage.add_member(db, "Bob Durand", badge="B0B00001", now=NOW).id
     carol = manage.add_member(db, "Carol Petit", badge="C0C00001", status=MemberStatus.SUSPENDED).id
@@ -100,10 +103,20 @@ def workshop(db: Session, site_id: str) -> Workshop:
     for member in (alice, carol, dave):
         manage.grant_certification(db, member, "industrial-sewing", granted_by=trainer, now=NOW)
     manage.grant_certification(
-        db, alice, "overlocker", level=CertificationLevel.SUPERVISED, expires_at=NOW + timedelta(days=365)
+        db,
+        alice,
+        "overlocker",
+        level=CertificationLevel.SUPERVISED,
+        expires_at=NOW + timedelta(days=365),
+        now=NOW,
     )
     manage.grant_certification(
-        db, erin, "industrial-sewing", granted_by=trainer, expires_at=NOW - timedelta(days=1)
+        db,
+        erin,
+        "industrial-sewing",
+        granted_by=trainer,
+        expires_at=NOW - timedelta(days=1),
+        now=NOW - timedelta(days=365),
     )
     manage.grant_certification(db, erin, "overlocker", now=NOW)
     db.commit()

@@ -51,8 +51,11 @@ def test_granted_on_a_machine_that_needs_no_skill(db: Session, workshop: Worksho
 
 
 def test_granted_with_every_required_skill(db: Session, workshop: Workshop) -> None:
-    # overlocker-1 needs two skills; a supervised level is enough for now.
-    assert tap(db, workshop, "overlocker-1", workshop.alice_badge).granted
+    # overlocker-1 needs two skills: Erin's overlocker certification does not make up for her sewing one.
+    assert tap(db, workshop, "overlocker-1", workshop.erin_badge).reason is Reason.CERTIFICATION_EXPIRED
+    manage.grant_certification(db, workshop.erin, "industrial-sewing", now=NOW)
+    db.commit()
+    assert tap(db, workshop, "overlocker-1", workshop.erin_badge).granted
 
 
 def test_badge_uid_is_matched_whatever_its_case(db: Session, workshop: Workshop) -> None:

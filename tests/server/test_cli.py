@@ -95,3 +95,72 @@ def wait_until_ready(port: int, process: subprocess.Popen[bytes], timeout: float
             return health
         time.sleep(0.05)
     raise AssertionError(f"the server was not ready within {timeout} s")
+
+
+def run(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+def test_token_create_list_and_revoke(
+    database_url: str, workshop: Workshop, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from server.auth.tokens import member_for_token  # noqa: PLC0415
+    from server.db import make_session_factory  # noqa: PLC0415
+
+    monkeypatch.setenv("ATELIER_DATABASE_URL", database_url)
+    assert run(["token", "create", "--member", str(workshop.trainer), "--label", "Tess laptop"]) == 0
+    out, err = capsys.readouterr()
+    token = out.strip()
+    assert token.startswith("atl_")
+    assert "It is shown once" in err
+    engine = make_engine(database_url)
+    try:
+        with make_session_factory(engine)() as db:
+            member = member_for_token(db, token)
+            assert member is not None
+            assert member.id == workshop.trainer
+        assert run(["token", "list", "--member", str(workshop.trainer)]) == 0
+        listed = capsys.readouterr().out
+        assert "active" in listed
+        assert "Tess laptop" in listed
+        assert token not in listed
+        token_id = listed.split("\t")[0]
+        assert run(["token", "revoke", token_id]) == 0
+        with make_session_factory(engine)() as db:
+            assert member_for_token(db, token) is None
+        assert run(["token", "revoke", token_id]) == 1
+        assert "already revoked" in capsys.readouterr().err
+        assert run(["token", "create", "--member", "999"]) == 1
+        assert "no member 999" in capsys.readouterr().err
+    finally:
+        engine.dispose()
+
+
+def test_training_sweep(
+    database_url: str, workshop: Workshop, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ATELIER_DATABASE_URL", database_url)
+    assert run(["training", "sweep"]) == 0
+    out, err = capsys.readouterr()
+    # Erin's sewing certification expired on 2026-03-01 (the sweep runs on today's clock).
+    assert f"member {workshop.erin}, industrial-sewing, expired on 2026-03-01 (expiry date reached)" in out
+    assert "newly expired" in err
+    assert run(["training", "sweep"]) == 0
+    out, err = capsys.readouterr()
+    assert (out, err.strip()) == ("", "0 certification(s) newly expired")
+
+
+def test_member_role(
+    database_url: str, workshop: Workshop, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ATELIER_DATABASE_URL", database_url)
+    assert run(["member", "role", "--member", str(workshop.bob), "--manager", "on"]) == 0
+    assert capsys.readouterr().out.strip() == f"member {workshop.bob} (Bob Durand): manager"
+    assert (
+        run(["member", "role", "--member", str(workshop.bob), "--manager", "off", "--treasurer", "on"]) == 0
+    )
+    assert capsys.readouterr().out.strip() == f"member {workshop.bob} (Bob Durand): treasurer"
+    with pytest.raises(SystemExit):
+        parser().parse_args(["member", "role", "--member", "1", "--manager", "yes"])

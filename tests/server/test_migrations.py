@@ -49,7 +49,7 @@ def test_upgrade_is_idempotent_and_reaches_head(database_url: str) -> None:
         current = MigrationContext.configure(connection).get_current_revision()
     engine.dispose()
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
-    assert current == head == "0001"
+    assert current == head == "0002"
 
 
 def test_downgrade_to_nothing_and_back(database_url: str) -> None:
@@ -63,4 +63,42 @@ def test_downgrade_to_nothing_and_back(database_url: str) -> None:
         assert sa.inspect(connection).get_table_names() == ["alembic_version"]
     engine.dispose()
     upgrade_database(database_url)
+    assert differences(database_url) == []
+
+
+def test_existing_records_get_their_history(database_url: str) -> None:
+    # A database made by revision 0001, with a certification granted then revoked.
+    upgrade_database(database_url, "0001")
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO members (id, name, status, created_at) VALUES "
+                "(1, 'Tess', 'active', '2026-01-01 10:00:00'), (2, 'Bob', 'active', '2026-01-01 10:00:00')"
+            )
+        )
+        connection.execute(
+            sa.text("INSERT INTO skills (id, slug, name, description) VALUES (1, 'sewing', 'Sewing', '')")
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO certifications (id, member_id, skill_id, level, granted_at, granted_by_id, revoked_at, "
+                "revoke_reason) VALUES (1, 2, 1, 'autonomous', '2026-01-02 10:00:00', 1, '2026-02-01 10:00:00', 'left')"
+            )
+        )
+    upgrade_database(database_url)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT granted_via FROM certifications")).scalar_one() == "seed"
+        managers = connection.execute(
+            sa.text("SELECT is_manager, is_treasurer FROM members ORDER BY id")
+        ).all()
+        assert [tuple(row) for row in managers] == [(False, False), (False, False)]
+        events = connection.execute(
+            sa.text("SELECT kind, actor_id, via, reason FROM certification_events ORDER BY id")
+        ).all()
+        assert [tuple(row) for row in events] == [
+            ("granted", 1, "seed", None),
+            ("revoked", None, "seed", "left"),
+        ]
+    engine.dispose()
     assert differences(database_url) == []

@@ -7,7 +7,16 @@ from server.settings import Settings
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("DATABASE_URL", "MQTT_URL", "SITE", "MQTT_SHARED_GROUP", "HTTP_PORT", "LOG_LEVEL"):
+    for name in (
+        "DATABASE_URL",
+        "MQTT_URL",
+        "SITE",
+        "MQTT_SHARED_GROUP",
+        "HTTP_PORT",
+        "LOG_LEVEL",
+        "SUPERVISION_WINDOW_S",
+        "EXPIRY_SWEEP_INTERVAL_S",
+    ):
         monkeypatch.delenv(f"ATELIER_{name}", raising=False)
     settings = Settings()
     assert settings.database_url == "sqlite:///atelier.db"
@@ -15,6 +24,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (settings.site, settings.mqtt_shared_group) == ("demo", None)
     assert (settings.http_host, settings.http_port, settings.log_level) == ("127.0.0.1", 8000, "INFO")
     assert settings.request_clock_tolerance_ms == 5000
+    assert (settings.supervision_window_s, settings.expiry_sweep_interval_s) == (300, 3600)
     assert (settings.broker.host, settings.broker.port) == ("127.0.0.1", 1883)
 
 
@@ -24,6 +34,8 @@ def test_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ATELIER_MQTT_SHARED_GROUP", "servers")
     monkeypatch.setenv("ATELIER_LOG_LEVEL", "debug")
     monkeypatch.setenv("ATELIER_HTTP_PORT", "8080")
+    monkeypatch.setenv("ATELIER_SUPERVISION_WINDOW_S", "120")
+    monkeypatch.setenv("ATELIER_EXPIRY_SWEEP_INTERVAL_S", "600")
     settings = Settings()
     assert (settings.site, settings.mqtt_shared_group, settings.log_level) == (
         "fablab-nord",
@@ -31,6 +43,7 @@ def test_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "DEBUG",
     )
     assert settings.http_port == 8080
+    assert (settings.supervision_window_s, settings.expiry_sweep_interval_s) == (120, 600)
     assert (settings.broker.tls, settings.broker.username, settings.broker.password) == (
         True,
         "server",
@@ -47,6 +60,8 @@ def test_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("log_level", "LOUD"),
         ("http_port", 0),
         ("request_clock_tolerance_ms", -1),
+        ("supervision_window_s", 0),
+        ("expiry_sweep_interval_s", 0),
     ],
 )
 def test_bad_values_are_refused(field: str, value: object) -> None:

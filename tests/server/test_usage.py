@@ -231,3 +231,22 @@ def test_concurrent_deliveries_apply_each_event_once(
         assert session[5:] == (
             NOW, NOW + timedelta(seconds=100), 100_000, 60_000, 40_000, "badge_out", 4 * number + 4
         )  # fmt: skip
+
+
+def test_a_session_records_its_supervisor(db: Session, workshop: Workshop) -> None:
+    started = session_events("s-sup")[0].model_copy(update={"supervisor_id": workshop.trainer})
+    assert ingest(db, workshop.gateway, started, NOW).ok
+    # A later event naming nobody (or somebody else) does not change it.
+    running = session_events("s-sup")[1].model_copy(update={"supervisor_id": workshop.bob})
+    assert ingest(db, workshop.gateway, running, NOW).ok
+    assert snapshot(db, "s-sup")[2] == workshop.alice
+    db.expire_all()
+    session = db.scalars(sa.select(UsageSession).where(UsageSession.session_id == "s-sup")).one()
+    assert session.supervisor_id == workshop.trainer
+
+
+def test_an_unknown_supervisor_is_left_out(db: Session, workshop: Workshop) -> None:
+    started = session_events("s-sup-2")[0].model_copy(update={"supervisor_id": 9999})
+    assert ingest(db, workshop.gateway, started, NOW).ok
+    session = db.scalars(sa.select(UsageSession).where(UsageSession.session_id == "s-sup-2")).one()
+    assert session.supervisor_id is None

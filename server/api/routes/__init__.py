@@ -2,10 +2,34 @@
 
 from fastapi import APIRouter
 
-from server.api.routes import badges, certifications, decisions, gateways, machines, members, sessions, skills
+from server.api.routes import (
+    badges,
+    certifications,
+    decisions,
+    gateways,
+    machines,
+    me,
+    members,
+    reports,
+    sessions,
+    skills,
+    training,
+)
 
 api_router = APIRouter(prefix="/api/v1")
-for module in (members, badges, skills, certifications, gateways, machines, sessions, decisions):
+for module in (
+    members,
+    badges,
+    skills,
+    certifications,
+    gateways,
+    machines,
+    sessions,
+    decisions,
+    reports,
+    training,
+    me,
+):
     api_router.include_router(module.router)
 
 __all__ = ["api_router"]

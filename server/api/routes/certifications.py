@@ -1,36 +1,22 @@
-"""Certifications: grant one to a member in a skill, revoke it, list them."""
+"""Certifications: list them and look one up.
+
+Granting and revoking go through the rules of training, as the member acting:
+``POST /api/v1/training/certifications`` and ``.../{id}/revoke`` (:mod:`server.api.routes.training`).
+"""
 
 from datetime import datetime
-from typing import Annotated
 
 import sqlalchemy as sa
-from fastapi import APIRouter, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
+from fastapi import APIRouter
+from pydantic import BaseModel
 from sqlalchemy.orm import selectinload
 
 from protocol.ids import Ident
 from server import workshop
 from server.api.deps import PageDep, SessionDep
-from server.models import Certification, CertificationLevel, Skill
+from server.models import Certification, CertificationLevel, GrantedVia, Skill
 
 router = APIRouter(prefix="/certifications", tags=["certifications"])
-
-
-class CertificationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    member_id: int
-    skill: Ident
-    level: CertificationLevel = CertificationLevel.AUTONOMOUS
-    granted_by: int | None = None
-    """The trainer's member id."""
-    expires_at: AwareDatetime | None = None
-
-
-class RevokeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
 
 
 class CertificationOut(BaseModel):
@@ -41,8 +27,11 @@ class CertificationOut(BaseModel):
     granted_at: datetime
     granted_by: int | None
     expires_at: datetime | None
+    granted_via: GrantedVia
     revoked_at: datetime | None
     revoke_reason: str | None
+    lapsed_at: datetime | None
+    """When it expired, by date or by disuse, once the server recorded it."""
 
     @classmethod
     def of(cls, certification: Certification) -> "CertificationOut":
@@ -54,8 +43,10 @@ class CertificationOut(BaseModel):
             granted_at=certification.granted_at,
             granted_by=certification.granted_by_id,
             expires_at=certification.expires_at,
+            granted_via=certification.granted_via,
             revoked_at=certification.revoked_at,
             revoke_reason=certification.revoke_reason,
+            lapsed_at=certification.lapsed_at,
         )
 
 
@@ -84,27 +75,6 @@ def list_certifications(
     return [CertificationOut.of(certification) for certification in db.scalars(query)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-def grant_certification(body: CertificationIn, db: SessionDep) -> CertificationOut:
-    certification = workshop.grant_certification(
-        db,
-        body.member_id,
-        body.skill,
-        level=body.level,
-        granted_by=body.granted_by,
-        expires_at=body.expires_at,
-    )
-    db.commit()
-    return CertificationOut.of(certification)
-
-
 @router.get("/{certification_id}")
 def get_certification(certification_id: int, db: SessionDep) -> CertificationOut:
     return CertificationOut.of(workshop.get_certification(db, certification_id))
-
-
-@router.post("/{certification_id}/revoke")
-def revoke_certification(certification_id: int, body: RevokeIn, db: SessionDep) -> CertificationOut:
-    certification = workshop.revoke_certification(db, certification_id, reason=body.reason)
-    db.commit()
-    return CertificationOut.of(certification)

@@ -42,6 +42,9 @@ class MemberOut(BaseModel):
     name: str
     email: str | None
     status: MemberStatus
+    is_manager: bool
+    is_treasurer: bool
+    """Roles are given with ``atelier member role``; a trainer is whoever holds a trainer-level certification."""
     created_at: datetime
 
 

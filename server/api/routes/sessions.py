@@ -20,6 +20,8 @@ class UsageSessionOut(BaseModel):
     gateway: str
     machine: str
     member_id: int | None
+    supervisor_id: int | None
+    """The trainer who supervised the session, for a member certified at the supervised level."""
     badge_uid: str | None
     decided_by: str | None
     started_at: datetime
@@ -49,6 +51,7 @@ def _out(session: UsageSession, gateway: str, machine: str) -> UsageSessionOut:
         gateway=gateway,
         machine=machine,
         member_id=session.member_id,
+        supervisor_id=session.supervisor_id,
         badge_uid=session.badge_uid,
         decided_by=session.decided_by,
         started_at=session.started_at,

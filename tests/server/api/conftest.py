@@ -1,10 +1,11 @@
-"""An app without MQTT on the test database, driven through TestClient."""
+"""An app without MQTT (nor expiry sweeps) on the test database, driven through TestClient."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from server.app import create_app
@@ -17,6 +18,11 @@ def settings(database_url: str, site_id: str) -> Settings:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, mqtt=False)) as client:
+def app(settings: Settings) -> FastAPI:
+    return create_app(settings, mqtt=False, sweep=False)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as client:
         yield client

@@ -15,6 +15,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from protocol.messages import (
     AccessReply,
     AccessRequest,
+    CertificationLevel,
+    CertifyReply,
+    CertifyRequest,
     EventAck,
     GatewayStatus,
     Message,
@@ -53,7 +56,7 @@ class FakeGateway:
         client.subscribe(
             [
                 (topic(self.site, self.slug, channel), 1)
-                for channel in (Channel.ACCESS_REPLY, Channel.EVENTS_ACK)
+                for channel in (Channel.ACCESS_REPLY, Channel.EVENTS_ACK, Channel.CERTIFY_REPLY)
             ]
         )
 
@@ -83,7 +86,13 @@ class FakeGateway:
         )
 
     def request(
-        self, machine: str, badge: str, *, request_id: str | None = None, expires_in_ms: int = 2000
+        self,
+        machine: str,
+        badge: str,
+        *,
+        request_id: str | None = None,
+        expires_in_ms: int = 2000,
+        supervisor_badge: str | None = None,
     ) -> str:
         request_id = request_id or f"req-{next(_numbers)}"
         now = time.time_ns() // 1_000_000
@@ -93,6 +102,33 @@ class FakeGateway:
                 request_id=request_id,
                 machine=machine,
                 badge=badge,
+                sent_at_ms=now,
+                expires_at_ms=now + expires_in_ms,
+                supervisor_badge=supervisor_badge,
+            ),
+        )
+        return request_id
+
+    def certify(
+        self,
+        machine: str,
+        trainer_badge: str,
+        member_badge: str,
+        *,
+        level: CertificationLevel = CertificationLevel.AUTONOMOUS,
+        expires_in_ms: int = 2000,
+    ) -> str:
+        """The trainer's badge, the member's, and the trainer's confirming tap: one request."""
+        request_id = f"cert-{next(_numbers)}"
+        now = time.time_ns() // 1_000_000
+        self.send(
+            Channel.CERTIFY_REQUEST,
+            CertifyRequest(
+                request_id=request_id,
+                machine=machine,
+                trainer_badge=trainer_badge,
+                member_badge=member_badge,
+                level=level,
                 sent_at_ms=now,
                 expires_at_ms=now + expires_in_ms,
             ),
@@ -124,9 +160,22 @@ class FakeGateway:
         assert topic_name == topic(self.site, self.slug, Channel.EVENTS_ACK), topic_name
         return decode(EventAck, payload)
 
-    def ask(self, machine: str, badge: str) -> AccessReply:
+    def next_certify_reply(self) -> CertifyReply:
+        topic_name, payload = self.next()
+        assert topic_name == topic(self.site, self.slug, Channel.CERTIFY_REPLY), topic_name
+        return decode(CertifyReply, payload)
+
+    def ask(self, machine: str, badge: str, *, supervisor_badge: str | None = None) -> AccessReply:
         """Request and wait for the answer, which must be the very next message."""
-        request_id = self.request(machine, badge)
+        request_id = self.request(machine, badge, supervisor_badge=supervisor_badge)
         reply = self.next_reply()
+        assert reply.request_id == request_id
+        return reply
+
+    def ask_certify(
+        self, machine: str, trainer_badge: str, member_badge: str, **options: Any
+    ) -> CertifyReply:
+        request_id = self.certify(machine, trainer_badge, member_badge, **options)
+        reply = self.next_certify_reply()
         assert reply.request_id == request_id
         return reply

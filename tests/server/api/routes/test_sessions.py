@@ -49,6 +49,7 @@ def test_newest_first_with_filters(client: TestClient, db: Session, workshop: Wo
         "gateway": "gw-atelier",
         "machine": "sewing-1",
         "member_id": workshop.alice,
+        "supervisor_id": None,
         "badge_uid": "A1B2C3D4",
         "decided_by": None,
         "started_at": first["started_at"],

@@ -1,0 +1,190 @@
+"""Training, for trainers and managers: certify, revoke, my trainees, what expires soon.
+
+Every route acts as the member whose API token the request carries. Only a
+trainer for the skill (a valid trainer-level certification) or a manager may
+certify or revoke in it; nobody certifies themself; prerequisites come first.
+"""
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
+
+from protocol.ids import Ident
+from protocol.messages import CertificationLevel
+from server import workshop
+from server.api.deps import ClockDep, CurrentMember, PageDep, SessionDep
+from server.models import Certification, GrantedVia, Member
+from server.training import certify, listing
+from server.training.expiry import expiring
+from server.training.listing import CertificationStatus, CertificationView
+from server.training.rules import trained_skills
+
+router = APIRouter(prefix="/training", tags=["training"])
+
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+class CertifyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    member_id: int
+    skill: Ident
+    level: CertificationLevel = CertificationLevel.AUTONOMOUS
+    expires_at: AwareDatetime | None = None
+    note: Note | None = None
+    """Why, or what the training covered: kept in the certification's history."""
+
+
+class RevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    """Why: the member reads it."""
+
+
+class CertificationOut(BaseModel):
+    id: int
+    member_id: int
+    member_name: str
+    skill: str
+    skill_name: str
+    level: CertificationLevel
+    status: CertificationStatus
+    granted_at: datetime
+    granted_by: int | None
+    granted_by_name: str | None
+    granted_via: GrantedVia
+    expires_at: datetime | None
+    """The expiry date set at the grant, if any."""
+    disuse_deadline: datetime | None
+    """It lapses on this date unless the member uses a machine requiring the skill before."""
+    ends_at: datetime | None
+    """When it stops counting (or stopped): the earlier of the two dates above."""
+    expired_by_disuse: bool
+    revoked_at: datetime | None
+    revoke_reason: str | None
+
+    @classmethod
+    def of(cls, view: CertificationView) -> "CertificationOut":
+        return cls.model_validate(view, from_attributes=True)
+
+
+class EventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: str
+    at: datetime
+    actor_id: int | None
+    via: str | None
+    reason: str | None
+
+
+class ExpiringOut(BaseModel):
+    certification_id: int
+    member_id: int
+    member_name: str
+    skill: str
+    level: CertificationLevel
+    ends_at: datetime
+    by_disuse: bool
+    """True: it lapses for lack of use (a session on a machine requiring the skill renews it)."""
+    expires_at: datetime | None
+    disuse_deadline: datetime | None
+
+
+def view_of(db: SessionDep, certification: Certification, now: datetime) -> CertificationOut:
+    return CertificationOut.of(listing.certifications(db, now, Certification.id == certification.id)[0])
+
+
+def _may_see_history(db: SessionDep, me: Member, certification: Certification, now: datetime) -> bool:
+    return (
+        me.is_manager
+        or me.id == certification.member_id
+        or certification.skill_id in trained_skills(db, me.id, now)
+    )
+
+
+@router.post("/certifications", status_code=status.HTTP_201_CREATED)
+def certify_member(body: CertifyIn, db: SessionDep, me: CurrentMember, clock: ClockDep) -> CertificationOut:
+    """Certify a member in a skill. 403: you are not a trainer for it nor a manager, or it is
+    yourself; 409: a prerequisite is missing, the member already holds this level, or is suspended."""
+    now = clock()
+    certification = certify.grant(
+        db,
+        actor_id=me.id,
+        member_id=body.member_id,
+        skill=body.skill,
+        level=body.level,
+        now=now,
+        expires_at=body.expires_at,
+        note=body.note,
+        via=GrantedVia.WEB,
+    )
+    db.commit()
+    return view_of(db, certification, now)
+
+
+@router.post("/certifications/{certification_id}/revoke")
+def revoke_certification(
+    certification_id: int, body: RevokeIn, db: SessionDep, me: CurrentMember, clock: ClockDep
+) -> CertificationOut:
+    """Revoke a certification, saying why; the same people who may grant it may revoke it."""
+    now = clock()
+    certification = certify.revoke(
+        db, actor_id=me.id, certification_id=certification_id, reason=body.reason, now=now, via=GrantedVia.WEB
+    )
+    db.commit()
+    return view_of(db, certification, now)
+
+
+@router.get("/certifications/{certification_id}/events")
+def certification_history(
+    certification_id: int, db: SessionDep, me: CurrentMember, clock: ClockDep
+) -> list[EventOut]:
+    """Its grant, and its revocation or expiry: for its member, its skill's trainers and managers."""
+    certification = workshop.get_certification(db, certification_id)
+    if not _may_see_history(db, me, certification, clock()):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "Only the member, a trainer for the skill or a manager may see this history.",
+        )
+    return [EventOut.model_validate(event) for event in listing.history(db, certification_id)]
+
+
+@router.get("/trainees")
+def my_trainees(
+    *,
+    db: SessionDep,
+    page: PageDep,
+    me: CurrentMember,
+    clock: ClockDep,
+    skill: Ident | None = None,
+) -> list[CertificationOut]:
+    """The certifications you granted, newest first, with where each stands now."""
+    criteria = [Certification.granted_by_id == me.id]
+    if skill is not None:
+        criteria.append(Certification.skill.has(slug=skill))
+    views = listing.certifications(db, clock(), *criteria, limit=page.limit, offset=page.offset)
+    return [CertificationOut.of(view) for view in views]
+
+
+@router.get("/expiring")
+def expiring_soon(
+    *,
+    db: SessionDep,
+    me: CurrentMember,
+    clock: ClockDep,
+    days: Annotated[int, Query(ge=1, le=366, description="within this many days")] = 30,
+) -> list[ExpiringOut]:
+    """Valid certifications that expire, by date or by disuse, within ``days``: in the skills
+    you train (a manager sees every skill). Soonest first."""
+    now = clock()
+    skills = None if me.is_manager else trained_skills(db, me.id, now)
+    if skills is not None and not skills:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, "You train no skill: only trainers and managers see this list."
+        )
+    found = expiring(db, now, now + timedelta(days=days), skills)
+    return [ExpiringOut.model_validate(item, from_attributes=True) for item in found]
