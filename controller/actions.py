@@ -28,6 +28,7 @@ class EndReason(StrEnum):
     LOCK_COMMAND = "lock_command"
     GATEWAY_STOPPED = "gateway_stopped"
     HANDOVER = "handover"  # a trainer handed the powered machine over to a member
+    PREPAID_LIMIT = "prepaid_limit"  # the unlocked time the balance pays for ran out (once idle)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class SessionEvent:
     running_ms: int = 0
     idle_ms: int = 0
     end_reason: str | None = None
+    energy_wh: float | None = None
 
     def with_seq(self, seq: int) -> UsageEvent:
         return UsageEvent(seq=seq, **asdict(self))

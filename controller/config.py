@@ -99,6 +99,14 @@ class SimulatedCurrentConfig(Section):
     running_after_s: Annotated[float, Field(ge=0, le=600)] = 2.0
     idle_after_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
     noise_a: Annotated[float, Field(ge=0, le=10)] = 0.0
+    scale: Annotated[float, Field(gt=0, le=1000)] = 1.0
+    """Calibration: every raw reading becomes ``max(0, raw * scale + offset_a)`` amperes,
+    before the thresholds above see it."""
+    offset_a: Annotated[float, Field(ge=-100, le=100)] = 0.0
+    voltage_v: Annotated[float, Field(gt=0, le=1000)] | None = None
+    """The machine's supply voltage. When set, sessions meter energy (``energy_wh``) and
+    telemetry carries power; absent, neither is reported."""
+    power_factor: Annotated[float, Field(gt=0, le=1)] = 1.0
 
     @model_validator(mode="after")
     def _hysteresis(self) -> Self:

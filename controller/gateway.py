@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 COMPACT_EVERY_S = 60.0
 ACK_GRACE_S = 1.0
 """How long a clean stop waits for the server to acknowledge the last events."""
+BACKLOG_STATUS_EVERY_S = 10.0
+"""A changed non-zero backlog is published (in the retained status) at most this often;
+a backlog back to zero at once. Events acknowledged promptly publish nothing."""
 
 
 class Gateway:
@@ -85,6 +88,10 @@ class Gateway:
         # Events go out live only once the journal's backlog has been replayed on this
         # connection, so the server always receives a gateway's events in seq order.
         self._live = False
+        self._backlog = self.journal.backlog()  # counted here, not queried per event
+        self.link.backlog = self._backlog
+        self._reported_backlog = self._backlog  # what the last status published said
+        self._backlog_at_check = self._backlog
 
     # Lifecycle.
 
@@ -195,6 +202,7 @@ class Gateway:
 
     def _work(self) -> None:
         next_sample = next_compact = self.clock.monotonic()
+        next_backlog = next_sample + BACKLOG_STATUS_EVERY_S
         next_telemetry = next_sample + self.config.gateway.telemetry_interval_s
         while True:
             wait = min(max(0.0, next_sample - self.clock.monotonic()), self.sample_interval_s)
@@ -223,6 +231,11 @@ class Gateway:
             if now >= next_compact:
                 next_compact = now + COMPACT_EVERY_S
                 self._compact()
+            if now >= next_backlog:
+                next_backlog = now + BACKLOG_STATUS_EVERY_S
+                self._check_backlog()
+            elif self._backlog == 0 and self._reported_backlog != 0:
+                self._report_backlog()  # drained: say so at once
             self._notify()
 
     @contextlib.contextmanager
@@ -278,10 +291,12 @@ class Gateway:
         elif isinstance(item, inbox.Ack):
             if not item.ack.ok:
                 log.error("the server refused event %d for good: %s", item.ack.seq, item.ack.error)
-            self.journal.ack(item.ack.seq)
+            if self.journal.ack(item.ack.seq):
+                self._count_backlog(-1)
         elif isinstance(item, inbox.CommandArrived):
             self._obey(item.command)
         elif isinstance(item, inbox.Connected):
+            self._reported_backlog = self.link.backlog or 0  # the birth status carried it
             self._replay()
 
     def _answer(self, reply: AccessReply | CertifyReply) -> None:
@@ -318,7 +333,7 @@ class Gateway:
     def _obey(self, command: Command) -> None:
         log.info("command %s: %s %s", command.command_id, command.action.value, command.machine or "(all)")
         if command.action is CommandAction.REFRESH:
-            self.link.publish_status()
+            self._report_backlog()
             self._replay()
             return
         if command.machine is None:
@@ -385,6 +400,7 @@ class Gateway:
                 )
         elif isinstance(action, Emit):
             usage = self.journal.append(action.event)
+            self._count_backlog(+1)
             if self._live and self.link.connected:
                 self.link.publish_event(usage)
             else:
@@ -392,17 +408,41 @@ class Gateway:
         elif isinstance(action, PublishState) and self.link.connected:
             self.link.publish_state(action.state)
 
+    def _count_backlog(self, change: int) -> None:
+        self._backlog += change
+        self.link.backlog = self._backlog
+
+    def _check_backlog(self) -> None:
+        """Every BACKLOG_STATUS_EVERY_S: publish a changed backlog, unless it is a passing one.
+
+        An event waits for its ack for a few milliseconds; only a backlog found at two checks
+        in a row is worth a status, so that a gateway whose events are acknowledged promptly
+        publishes none, however busy it is.
+        """
+        backlog, stuck = self._backlog, self._backlog_at_check > 0
+        self._backlog_at_check = backlog
+        if backlog != self._reported_backlog and (backlog == 0 or stuck):
+            self._report_backlog()
+
+    def _report_backlog(self) -> None:
+        """Publish the retained ``online`` status with the backlog as it is now."""
+        if self.link.connected and self.link.publish_status():
+            self._reported_backlog = self._backlog
+
     def _send_telemetry(self) -> None:
         if not self.link.connected:
             return
         wall = self.clock.wall_ms()
         for station in self.machines.values():
+            watts = station.machine.watts
             self.link.publish_telemetry(
                 Telemetry(
                     machine=station.id,
                     at_ms=wall,
                     current_a=min(max(station.machine.amps, 0.0), 1000.0),
                     running=station.state is MachineStateName.RUNNING,
+                    power_w=None if watts is None else min(max(watts, 0.0), 1_000_000.0),
+                    state=station.state,
                 )
             )
 

@@ -110,6 +110,11 @@ class Journal:
             ).fetchall()
         return [decode(UsageEvent, row[0]) for row in rows]
 
+    def backlog(self) -> int:
+        """How many events wait for the server's acknowledgement."""
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM events WHERE acked = 0").fetchone()[0])
+
     def ack(self, seq: int) -> bool:
         """The server has applied event ``seq``; True if it was waiting for that.
 

@@ -94,6 +94,9 @@ class Link:
         self._connected = threading.Event()
         self._stopping = False
         self._seen_commands: OrderedDict[str, None] = OrderedDict()
+        self.backlog: int | None = None
+        """Unacknowledged events, for the ``online`` and ``offline`` statuses: the gateway's
+        worker keeps it current (the will, set once at connection, leaves it out)."""
         self.status_topic = self._topic(Channel.STATUS)
         self._inbound: dict[str, tuple[Channel, Callable[[bytes | bytearray], None]]] = {
             self._topic(channel): (channel, take)
@@ -124,6 +127,7 @@ class Link:
             software=self.software,
             machines=self.machines,
             at_ms=self._clock.wall_ms(),
+            backlog=None if state is GatewayState.LOST else self.backlog,
         )
 
     # Lifecycle.

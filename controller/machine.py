@@ -14,6 +14,10 @@ add two paths that keep the power on: a trainer's session handed over to a
 member tapped within the supervision window (never while the machine draws
 current), and a trainer certifying a refused member with a confirming tap or
 the machine's button.
+
+Calibration and energy are in :mod:`controller.metering`; a prepaid member's
+limit (``AccessReply.max_minutes``) ends the session like a deferred lock:
+once reached, as soon as the machine is idle, never while it draws current.
 """
 
 import uuid
@@ -103,6 +107,7 @@ class Machine:
             new_id=new_id,
         )
         self.amps = 0.0
+        """The last current sample, calibrated."""
 
     # What the gateway and the demo can read.
 
@@ -152,6 +157,12 @@ class Machine:
     def drawing(self) -> bool:
         """Running, or current rising towards it: power must stay on, and nobody takes over."""
         return self._state is Running or self._above_since is not None
+
+    @property
+    def watts(self) -> float | None:
+        """The power of the last sample, when the machine's voltage is known."""
+        supply = self.rules.supply
+        return None if supply is None else supply.watts(self.amps)
 
     def snapshot(self, now_wall_ms: int) -> MachineState:
         return MachineState(
@@ -211,7 +222,7 @@ class Machine:
             self.supervision.trainer_granted(pending.badge, now)
         if pending.handover_of is None:
             return actions + self._open_session(
-                pending.badge, reply.member_id, reply.supervisor_id, now, now_wall_ms
+                pending.badge, reply.member_id, reply.supervisor_id, now, now_wall_ms, limit=reply.max_minutes
             )
         return actions + self._hand_over(pending.badge, reply, now, now_wall_ms)
 
@@ -232,10 +243,12 @@ class Machine:
             actions += self._certify(now, now_wall_ms)
         return actions
 
-    def current(self, amps: float, now_mono: float, now_wall_ms: int) -> list[Action]:
-        """A current sample. Also lets time pass, like :meth:`tick`."""
+    def current(self, raw_amps: float, now_mono: float, now_wall_ms: int) -> list[Action]:
+        """A current sample, as the sensor reads it (calibrated here). Also lets time pass, like :meth:`tick`."""
         now = self._clock(now_mono)
-        self.amps = amps
+        self.amps = amps = self.rules.calibration.amps(raw_amps)
+        if self._session is not None and self._session.energy is not None:
+            self._session.energy.sample(amps, now)
         actions: list[Action] = []
         if self._state is Unlocked:
             if amps > self.rules.running_above_a:
@@ -275,7 +288,7 @@ class Machine:
         now, actions = self._timers(now_mono, now_wall_ms)
         if self._state in (Locked, Authorising):
             self._pending = None
-            actions += self._open_session(None, None, None, now, now_wall_ms)
+            actions += self._open_session(None, None, None, now, now_wall_ms, limit=None)
         else:
             self._end_when_idle = None  # the server wants it powered: forget a deferred lock
         return actions
@@ -321,6 +334,8 @@ class Machine:
         if self._display_until is not None and now >= self._display_until:
             self._display_until = None
             actions.append(Show(_SIGNALS[self._state]))
+        if self._session is not None and self._end_when_idle is None and self._session.limit_reached(now):
+            self._end_when_idle = EndReason.PREPAID_LIMIT  # ends below, or once the machine is idle
         if self._state is Unlocked and self._above_since is None:
             if self._end_when_idle is not None:
                 actions += self._end_session(self._end_when_idle, now, now_wall_ms)
@@ -380,18 +395,40 @@ class Machine:
         return self._flash(Signal.DENIED, reason, now)
 
     def _start_session(
-        self, badge: str | None, member_id: int | None, supervisor_id: int | None, now: float
+        self,
+        badge: str | None,
+        member_id: int | None,
+        supervisor_id: int | None,
+        now: float,
+        limit: int | None,
     ) -> None:
-        self._session = Session(self._new_id(), self.machine_id, badge, member_id, supervisor_id, now)
+        self._session = Session.open(
+            self._new_id(),
+            self.machine_id,
+            badge=badge,
+            member_id=member_id,
+            supervisor_id=supervisor_id,
+            now=now,
+            supply=self.rules.supply,
+            amps=self.amps,
+            max_minutes=limit,
+        )
         self._state = Unlocked
         self._idle_since = now
         self._above_since = self._below_since = None
         self._end_when_idle = None
 
     def _open_session(
-        self, badge: str | None, member_id: int | None, supervisor_id: int | None, now: float, wall: int
+        self,
+        badge: str | None,
+        member: int | None,
+        supervisor: int | None,
+        now: float,
+        wall: int,
+        *,
+        limit: int | None,
     ) -> list[Action]:
-        self._start_session(badge, member_id, supervisor_id, now)
+        self._start_session(badge, member, supervisor, now, limit)
         # Power first: the member is waiting at the machine.
         return [
             SwitchOn(),
@@ -402,7 +439,7 @@ class Machine:
     def _hand_over(self, badge: str, reply: AccessReply, now: float, wall: int) -> list[Action]:
         """The trainer's session ends and the member's begins, on a machine that stays powered."""
         ended = self._event(EventKind.SESSION_ENDED, now, wall, EndReason.HANDOVER)
-        self._start_session(badge, reply.member_id, reply.supervisor_id, now)
+        self._start_session(badge, reply.member_id, reply.supervisor_id, now, reply.max_minutes)
         return [
             Emit(ended),
             *self._settle(wall),

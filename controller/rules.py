@@ -1,7 +1,8 @@
 """The rules of one machine's interlock: thresholds, delays and windows, from its configuration."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from controller.metering import Calibration, Supply
 from protocol.messages import CertificationLevel
 
 
@@ -21,3 +22,7 @@ class MachineRules:
     """How long after a trainer's grant a badge tapped here is asked about as supervised; 0: never."""
     certify_level: CertificationLevel = CertificationLevel.AUTONOMOUS
     """The level a trainer's certification at this machine asks for."""
+    calibration: Calibration = field(default_factory=Calibration)
+    """Applied to every raw current reading before the thresholds."""
+    supply: Supply | None = None
+    """The machine's voltage and power factor, when known: sessions then meter energy."""

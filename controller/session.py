@@ -1,4 +1,5 @@
-"""The books of one usage session: who opened it, and how long the machine was powered and ran.
+"""The books of one usage session: who opened it, how long the machine was powered and ran,
+the energy it drew where that is known, and how long the member's balance pays for.
 
 Pure, like :mod:`controller.machine`: times are monotonic seconds given by the
 caller. Durations in events are the session's totals so far, so that an
@@ -8,6 +9,7 @@ event applied late changes nothing (docs/protocol.md, section 11).
 from dataclasses import dataclass
 
 from controller.actions import EndReason, SessionEvent
+from controller.metering import EnergyMeter, Supply
 from protocol.messages import DecidedBy, EventKind
 
 
@@ -21,6 +23,37 @@ class Session:
     started: float
     running_s: float = 0.0  # closed running stretches
     running_since: float | None = None  # the open one, if running
+    energy: EnergyMeter | None = None  # None: the machine's voltage is not known
+    limit_s: float | None = None  # prepaid: unlocked time the balance pays for; None: no limit
+
+    @classmethod
+    def open(
+        cls,
+        session_id: str,
+        machine: str,
+        *,
+        badge: str | None,
+        member_id: int | None,
+        supervisor_id: int | None,
+        now: float,
+        supply: Supply | None,
+        amps: float,
+        max_minutes: int | None,
+    ) -> "Session":
+        """A session opened at ``now``, drawing ``amps``; ``max_minutes`` from a prepaid grant."""
+        return cls(
+            session_id,
+            machine,
+            badge,
+            member_id,
+            supervisor_id,
+            now,
+            energy=None if supply is None else EnergyMeter(supply, now, amps),
+            limit_s=None if max_minutes is None else max_minutes * 60.0,
+        )
+
+    def limit_reached(self, now: float) -> bool:
+        return self.limit_s is not None and now - self.started >= self.limit_s
 
     def start_running(self, since: float) -> None:
         self.running_since = since
@@ -57,4 +90,5 @@ class Session:
             # Idle is the rest of the powered time, so the three always add up exactly.
             idle_ms=unlocked_ms - running_ms,
             end_reason=None if end_reason is None else end_reason.value,
+            energy_wh=None if self.energy is None else self.energy.wh(now),
         )

@@ -19,6 +19,7 @@ from controller.hardware.interfaces import (
 )
 from controller.hardware.simulated import SimulatedBadgeReader, SimulatedButton, SimulatedCurrentSource
 from controller.machine import Machine, MachineRules
+from controller.metering import Calibration, Supply
 from controller.supervision import Trainee, Trainer
 from protocol.messages import MachineStateName, Reason
 
@@ -41,6 +42,8 @@ def rules_for(machine: MachineSection, request_timeout_ms: int) -> MachineRules:
         request_timeout_s=request_timeout_ms / 1000,
         supervision_window_s=machine.supervision_window_s,
         certify_level=machine.certify_level,
+        calibration=Calibration(scale=current.scale, offset_a=current.offset_a),
+        supply=None if current.voltage_v is None else Supply(current.voltage_v, current.power_factor),
     )
 
 

@@ -51,6 +51,7 @@ class Reason(StrEnum):
     REQUEST_EXPIRED = "request_expired"
     BAD_REQUEST = "bad_request"
     SUPERVISION_REQUIRED = "supervision_required"  # certified "supervised", and no trainer badged in
+    INSUFFICIENT_BALANCE = "insufficient_balance"  # prepaid member below the minimum balance
     # Refusals of a certification at the machine (CertifyReply):
     NOT_A_TRAINER = "not_a_trainer"  # the first badge is not a trainer for the machine's skills
     SELF_CERTIFICATION = "self_certification"  # a trainer cannot certify themself
@@ -75,6 +76,8 @@ class GatewayStatus(Message):
     # 32 ids of 64 characters still fit in MAX_PAYLOAD_BYTES with the other fields.
     machines: list[Ident] = Field(default_factory=list, max_length=32)
     at_ms: Millis
+    backlog: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
+    """Usage events journaled and not yet acknowledged by the server."""
 
 
 class MachineStateName(StrEnum):
@@ -127,6 +130,9 @@ class AccessReply(Message):
     badge as ``supervisor_badge``, and the holder may certify at the machine."""
     supervisor_id: MemberId | None = None
     """Granted under supervision: the supervising trainer's member id."""
+    max_minutes: Annotated[int, Field(ge=0, le=INT64_MAX)] | None = None
+    """Granted to a prepaid member: the session ends (once the machine is idle)
+    after this many unlocked minutes, what the balance pays for. Absent: no limit."""
 
 
 class EventKind(StrEnum):
@@ -162,6 +168,8 @@ class UsageEvent(Message):
     unlocked_ms: Millis = 0
     running_ms: Millis = 0
     idle_ms: Millis = 0
+    energy_wh: Annotated[float, Field(ge=0, le=1e12)] | None = None
+    """Energy drawn in the session so far, where the gateway knows the voltage."""
     end_reason: str | None = Field(default=None, max_length=40)
 
 
@@ -198,7 +206,8 @@ class CertifyReply(Message):
     message: str = Field(default="", max_length=200)
     member_id: MemberId | None = None
     member_name: str | None = Field(default=None, max_length=120)
-    skills: list[Ident] = Field(default_factory=list, max_length=32)
+    # 16 ids of 64 characters leave room for the message and the name within MAX_PAYLOAD_BYTES.
+    skills: list[Ident] = Field(default_factory=list, max_length=16)
 
 
 class EventAck(Message):
@@ -233,6 +242,8 @@ class Telemetry(Message):
     at_ms: Millis
     current_a: Annotated[float, Field(ge=0, le=1000)]
     running: bool
+    power_w: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
+    state: MachineStateName | None = None
 
 
 M = TypeVar("M", bound=Message)

@@ -80,6 +80,7 @@ class Bench:
         trainer: bool = False,
         member_id: int | None = None,
         supervisor_id: int | None = None,
+        max_minutes: int | None = None,
     ) -> list[Action]:
         answer = AccessReply(
             request_id=request_id or self.last_request_id,
@@ -90,6 +91,7 @@ class Bench:
             member_id=member_id if member_id is not None else (7 if granted else None),
             trainer=trainer,
             supervisor_id=supervisor_id,
+            max_minutes=max_minutes,
         )
         return self.machine.reply(answer, self.t, wall(self.t))
 
@@ -129,10 +131,10 @@ class Bench:
     def shutdown(self) -> list[Action]:
         return self.machine.shutdown(self.t, wall(self.t))
 
-    def granted(self) -> list[Action]:
-        """Tap and be granted at the current time."""
+    def granted(self, max_minutes: int | None = None) -> list[Action]:
+        """Tap and be granted at the current time (for ``max_minutes`` if prepaid)."""
         self.badge()
-        return self.reply()
+        return self.reply(max_minutes=max_minutes)
 
     @property
     def state(self) -> MachineStateName:

@@ -16,6 +16,8 @@ from controller.config import (
     load_config,
     parse_config,
 )
+from controller.metering import Calibration, Supply
+from controller.station import rules_for
 from protocol.messages import CertificationLevel
 
 
@@ -235,3 +237,29 @@ def test_a_button_on_a_pin_already_used() -> None:
     data = example()
     data["machine"][1]["button"] = {"type": "gpio", "pin": 17}
     assert "pin 17 of print-1.button.pin is already sew-1.switch.pin" in refused(data)
+
+
+def test_calibration_and_supply_of_a_machine() -> None:
+    config = load_config(EXAMPLE_CONFIG, environ={})
+    sewing = config.machine("sew-1").current
+    assert (sewing.scale, sewing.offset_a, sewing.voltage_v, sewing.power_factor) == (1.0, 0.0, 230, 0.8)
+
+    rules = rules_for(config.machine("sew-1"), 500)
+    assert rules.calibration == Calibration(1.0, 0.0)
+    assert rules.supply == Supply(230, 0.8)
+
+    printer = config.machine("print-1").current  # left out: no correction, no voltage
+    assert (printer.scale, printer.offset_a, printer.voltage_v, printer.power_factor) == (1.0, 0.0, None, 1.0)
+    assert rules_for(config.machine("print-1"), 500).supply is None
+
+
+def test_bad_calibration_and_supply_are_named() -> None:
+    data = example()
+    data["machine"][0]["current"] |= {"scale": 0, "offset_a": -500, "voltage_v": -230, "power_factor": 1.2}
+    message = refused(data)
+
+    where = "[[machine]] #1 ('sew-1'): current."
+    assert f"{where}scale: Input should be greater than 0" in message
+    assert f"{where}offset_a: Input should be greater than or equal to -100" in message
+    assert f"{where}voltage_v: Input should be greater than 0" in message
+    assert f"{where}power_factor: Input should be less than or equal to 1" in message

@@ -47,7 +47,10 @@ def test_a_member_refused_for_lack_of_training_under_a_trainer_becomes_the_train
     assert (trainee.badge, trainee.trainer_badge, trainee.until) == (BADGE, TRAINER, 410.05)
 
 
-@pytest.mark.parametrize("reason", [Reason.UNKNOWN_BADGE, Reason.MEMBER_INACTIVE, Reason.BADGE_DISABLED])
+@pytest.mark.parametrize(
+    "reason",
+    [Reason.UNKNOWN_BADGE, Reason.MEMBER_INACTIVE, Reason.BADGE_DISABLED, Reason.INSUFFICIENT_BALANCE],
+)
 def test_other_refusals_make_no_trainee(bench: Bench, reason: Reason) -> None:
     refused_trainee(bench, reason)
 

@@ -165,7 +165,13 @@ def test_the_idle_timeout_of_the_member_counts_from_the_hand_over(bench: Bench) 
 
 @pytest.mark.parametrize(
     "reason",
-    [Reason.NOT_CERTIFIED, Reason.CERTIFICATION_EXPIRED, Reason.SUPERVISION_REQUIRED, Reason.MEMBER_INACTIVE],
+    [
+        Reason.NOT_CERTIFIED,
+        Reason.CERTIFICATION_EXPIRED,
+        Reason.SUPERVISION_REQUIRED,
+        Reason.MEMBER_INACTIVE,
+        Reason.INSUFFICIENT_BALANCE,
+    ],
 )
 def test_a_refused_hand_over_leaves_the_trainers_session_as_it_was(bench: Bench, reason: Reason) -> None:
     bench.trainer_in()

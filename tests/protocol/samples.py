@@ -45,6 +45,7 @@ COMPLETE: dict[type[Message], Message] = {
         software="atelier-access 0.1.0",
         machines=["brother-s7200", "overlocker-1"],
         at_ms=T0,
+        backlog=3,
     ),
     MachineState: MachineState(
         machine="brother-s7200",
@@ -72,6 +73,7 @@ COMPLETE: dict[type[Message], Message] = {
         member_name="Camille",
         trainer=True,
         supervisor_id=77,
+        max_minutes=90,
     ),
     UsageEvent: UsageEvent(
         seq=1017,
@@ -86,6 +88,7 @@ COMPLETE: dict[type[Message], Message] = {
         unlocked_ms=3_600_000,
         running_ms=2_400_000,
         idle_ms=1_200_000,
+        energy_wh=412.5,
         end_reason="badge_out",
     ),
     EventAck: EventAck(seq=1017, ok=False, error="unknown session"),
@@ -97,7 +100,14 @@ COMPLETE: dict[type[Message], Message] = {
         expires_at_ms=T0 + 60_000,
         reason="workshop closing",
     ),
-    Telemetry: Telemetry(machine="brother-s7200", at_ms=T0, current_a=2.75, running=True),
+    Telemetry: Telemetry(
+        machine="brother-s7200",
+        at_ms=T0,
+        current_a=2.75,
+        running=True,
+        power_w=632.5,
+        state=MachineStateName.RUNNING,
+    ),
     CertifyRequest: CertifyRequest(
         request_id="c-5a1e",
         machine="brother-s7200",

@@ -105,10 +105,6 @@ def texts(max_size: int) -> st.SearchStrategy[str]:
     return st.text(st.characters(blacklist_categories=["Cs"]), max_size=max_size)
 
 
-def printable(max_size: int) -> st.SearchStrategy[str]:
-    return st.text(st.characters(blacklist_categories=["Cs", "Cc"]), max_size=max_size)
-
-
 messages: st.SearchStrategy[Message] = st.one_of(
     st.builds(
         GatewayStatus,
@@ -118,6 +114,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
         # 64 ids of 64 characters would not fit in MAX_PAYLOAD_BYTES: see docs/protocol.md.
         machines=st.lists(ids, max_size=32),
         at_ms=millis,
+        backlog=st.none() | st.integers(0, 2**63 - 1),
     ),
     st.builds(
         MachineState,
@@ -148,6 +145,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
         member_name=st.none() | texts(120),
         trainer=st.booleans(),
         supervisor_id=member_ids,
+        max_minutes=st.none() | st.integers(0, 2**63 - 1),
     ),
     st.builds(
         UsageEvent,
@@ -164,6 +162,7 @@ messages: st.SearchStrategy[Message] = st.one_of(
         running_ms=millis,
         idle_ms=millis,
         end_reason=st.none() | texts(40),
+        energy_wh=st.none() | st.floats(min_value=0, max_value=1e12),
     ),
     st.builds(EventAck, seq=st.integers(1, 2**63 - 1), ok=st.booleans(), error=st.none() | texts(200)),
     st.builds(
@@ -181,6 +180,8 @@ messages: st.SearchStrategy[Message] = st.one_of(
         at_ms=millis,
         current_a=st.floats(min_value=0, max_value=1000),
         running=st.booleans(),
+        power_w=st.none() | st.floats(min_value=0, max_value=1_000_000),
+        state=st.none() | st.sampled_from(MachineStateName),
     ),
     st.builds(
         CertifyRequest,
@@ -199,13 +200,12 @@ messages: st.SearchStrategy[Message] = st.one_of(
         member_badge=badges,
         certified=st.booleans(),
         reason=st.sampled_from(Reason),
-        # Without control characters: JSON writes each as 6 bytes (\u0001), and 32 skill ids of
-        # 64 characters with 320 such characters would not fit in MAX_PAYLOAD_BYTES (docs/protocol.md,
-        # section 18, known issue 16).
-        message=printable(200),
+        # Control characters included: JSON writes each as 6 bytes (\u0001), and 16 skill ids of
+        # 64 characters leave room for them (docs/protocol.md, section 18, item 16).
+        message=texts(200),
         member_id=member_ids,
-        member_name=st.none() | printable(120),
-        skills=st.lists(ids, max_size=32),
+        member_name=st.none() | texts(120),
+        skills=st.lists(ids, max_size=16),
     ),
 )
 

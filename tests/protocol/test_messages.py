@@ -172,6 +172,7 @@ def test_every_reason_code_is_stable() -> None:
         "request_expired",
         "bad_request",
         "supervision_required",
+        "insufficient_balance",
         "not_a_trainer",
         "self_certification",
         "prerequisite_missing",
@@ -378,7 +379,7 @@ OUT_OF_BOUNDS: list[tuple[type[Message], str, object]] = [
     (CertifyRequest, "request_id", "c 1"),
     (CertifyReply, "reason", "certified"),
     (CertifyReply, "skills", ["Sewing"]),
-    (CertifyReply, "skills", [f"s{i}" for i in range(33)]),
+    (CertifyReply, "skills", [f"s{i}" for i in range(17)]),
     (CertifyReply, "message", "x" * 201),
     (CertifyReply, "member_name", "x" * 121),
 ]
@@ -403,7 +404,7 @@ def test_a_value_out_of_bounds_is_refused_by_name(model: type[Message], field: s
         (AccessRequest, "request_id", "A_z-9" * 12 + "abcd"),
         (Telemetry, "current_a", 1000),
         (Telemetry, "current_a", 0.0),
-        (CertifyReply, "skills", [f"s{i}" for i in range(32)]),
+        (CertifyReply, "skills", [f"s{i}" for i in range(16)]),
         (AccessRequest, "supervisor_badge", "F" * 32),
     ],
     ids=lambda v: getattr(v, "__name__", repr(v)[:20]),
@@ -515,7 +516,7 @@ def test_an_older_peers_payloads_still_decode() -> None:
 
 
 def test_a_maximal_certify_reply_fits_in_a_payload() -> None:
-    """32 skill ids of 64 characters, and the longest texts in 4-byte characters (see section 18)."""
+    """16 skill ids of 64 characters, and the longest texts in 4-byte characters (see section 18)."""
     reply = CertifyReply(
         request_id="r" * 64,
         machine="m" * 64,
@@ -525,6 +526,22 @@ def test_a_maximal_certify_reply_fits_in_a_payload() -> None:
         message="🧵" * 200,
         member_id=2**63 - 1,
         member_name="🧵" * 120,
-        skills=[f"{n:02d}" + "s" * 62 for n in range(32)],
+        skills=[f"{n:02d}" + "s" * 62 for n in range(16)],
+    )
+    assert len(encode(reply)) <= MAX_PAYLOAD_BYTES
+
+
+def test_a_maximal_certify_reply_fits_even_with_control_characters_escaped() -> None:
+    """Each control character takes 6 bytes of JSON (docs/protocol.md, section 18, item 16)."""
+    reply = CertifyReply(
+        request_id="r" * 64,
+        machine="m" * 64,
+        member_badge="F" * 32,
+        certified=False,
+        reason=Reason.PREREQUISITE_MISSING,
+        message="\x01" * 200,
+        member_id=2**63 - 1,
+        member_name="\x01" * 120,
+        skills=[f"{n:02d}" + "s" * 62 for n in range(16)],
     )
     assert len(encode(reply)) <= MAX_PAYLOAD_BYTES
