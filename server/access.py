@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from protocol.messages import AccessReply, AccessRequest, CertificationLevel, Reason
+from server.billing.at_machine import prepaid_verdict
 from server.db import table
 from server.models import (
     LEVEL_RANK,
@@ -78,6 +79,9 @@ _FACTS = (
         _certifications.expires_at,
         _certifications.lapsed_at,
         last_use_if_disuse(_members.id, _skills.id, _skills.disuse_months),
+        # Prepaid members get one more query (their balance); the others none.
+        _members.prepaid,
+        _machines.machine_class,
     )
     .select_from(
         table(Gateway)
@@ -163,6 +167,7 @@ class Verdict:
     member_name: str | None = None
     trainer: bool = False
     supervisor_id: int | None = None
+    max_minutes: int | None = None
 
     @property
     def granted(self) -> bool:
@@ -223,6 +228,7 @@ def decide(
         member_name=verdict.member_name,
         trainer=verdict.trainer,
         supervisor_id=verdict.supervisor_id,
+        max_minutes=verdict.max_minutes,
     )
 
 
@@ -261,10 +267,26 @@ def _judge(
         if isinstance(supervision, str):
             return Verdict(Reason.SUPERVISION_REQUIRED, _clip(supervision), member_id, name)
         supervisor_id = supervision
+    max_minutes = None
+    prepaid, machine_class = rows[0][18], rows[0][19]
+    if prepaid:
+        paid = prepaid_verdict(
+            connection,
+            member_id=member_id,
+            machine_id=rows[0][1],
+            machine_slug=request.machine,
+            machine_class=machine_class,
+            now=now,
+        )
+        if not paid.allowed:
+            return Verdict(Reason.INSUFFICIENT_BALANCE, _clip(paid.message), member_id, name)
+        max_minutes = paid.max_minutes
     welcome = (
         f"Welcome, {member_name}." if supervisor_id is None else f"Welcome, {member_name}, under supervision."
     )
-    return Verdict(Reason.GRANTED, _clip(welcome), member_id, name, skills.trainer, supervisor_id)
+    return Verdict(
+        Reason.GRANTED, _clip(welcome), member_id, name, skills.trainer, supervisor_id, max_minutes
+    )
 
 
 def _holder(rows: Sequence[Any], gateway_slug: str, request: AccessRequest) -> Verdict | tuple[int, str]:

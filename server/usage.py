@@ -57,6 +57,7 @@ def _greatest(column: sa.ColumnElement[int], name: str) -> sa.ColumnElement[int]
 def _apply_statement() -> sa.Update:
     at = _param("at", UTCDateTime())
     badge = _param("badge", sa.String(32))
+    energy = sa.cast(_param("energy_wh", sa.Float()), sa.Float())  # typed for "IS NULL" on PostgreSQL
     ends_now = sa.and_(_param("ends", sa.Boolean()), _sessions.ended_at.is_(None))
     # The member the gateway names if the server knows them, else the badge's holder.
     named_member = sa.select(_members.id).where(_members.id == _param("member_id", sa.Integer()))
@@ -77,6 +78,12 @@ def _apply_statement() -> sa.Update:
             running_ms=_greatest(_sessions.running_ms, "running_ms"),
             idle_ms=_greatest(_sessions.idle_ms, "idle_ms"),
             last_event_seq=_greatest(_sessions.last_event_seq, "seq"),
+            # Cumulative like the durations; NULL until a gateway that knows its voltage says.
+            energy_wh=sa.case(
+                (energy.is_(None), _sessions.energy_wh),
+                (sa.or_(_sessions.energy_wh.is_(None), _sessions.energy_wh < energy), energy),
+                else_=_sessions.energy_wh,
+            ),
             started_at=sa.case((_sessions.started_at > at, at), else_=_sessions.started_at),
             badge_uid=sa.func.coalesce(_sessions.badge_uid, badge),
             decided_by=sa.func.coalesce(_sessions.decided_by, _param("decided_by", sa.String(16))),
@@ -158,6 +165,7 @@ def ingest(
             "unlocked_ms": event.unlocked_ms,
             "running_ms": event.running_ms,
             "idle_ms": event.idle_ms,
+            "energy_wh": event.energy_wh,
             "badge": event.badge,
             "decided_by": event.decided_by.value if event.decided_by is not None else None,
             "member_id": event.member_id,

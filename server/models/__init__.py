@@ -7,6 +7,17 @@ from server.models.access_decision import AccessDecision
 from server.models.api_token import ApiToken
 from server.models.audit_entry import AuditEntry
 from server.models.badge import Badge
+from server.models.billing import (
+    BillingSettings,
+    ConsumableRow,
+    ConsumableSaleRow,
+    MemberPlan,
+    Organisation,
+    PlanMinutes,
+    PlanRow,
+    PriceList,
+    PriceVersionRow,
+)
 from server.models.certification import (
     LEVEL_RANK,
     Certification,
@@ -17,6 +28,8 @@ from server.models.certification import (
 )
 from server.models.gateway import Gateway, GatewayState
 from server.models.gateway_event import GatewayEvent
+from server.models.invoice import BillingPeriod, InvoiceLineRow, InvoiceRow, SaleCharge, UsageCharge
+from server.models.ledger import DirectDebitRow, JournalEntryRow, MandateRow, PaymentRow, PostingRow, SepaFile
 from server.models.machine import Machine, machine_skills
 from server.models.member import Member, MemberStatus
 from server.models.skill import Skill, skill_prerequisites
@@ -28,18 +41,38 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Badge",
+    "BillingPeriod",
+    "BillingSettings",
     "Certification",
     "CertificationEvent",
     "CertificationEventKind",
     "CertificationLevel",
+    "ConsumableRow",
+    "ConsumableSaleRow",
+    "DirectDebitRow",
     "Gateway",
     "GatewayEvent",
     "GatewayState",
     "GrantedVia",
+    "InvoiceLineRow",
+    "InvoiceRow",
+    "JournalEntryRow",
     "Machine",
+    "MandateRow",
     "Member",
+    "MemberPlan",
     "MemberStatus",
+    "Organisation",
+    "PaymentRow",
+    "PlanMinutes",
+    "PlanRow",
+    "PostingRow",
+    "PriceList",
+    "PriceVersionRow",
+    "SaleCharge",
+    "SepaFile",
     "Skill",
+    "UsageCharge",
     "UsageSession",
     "machine_skills",
     "skill_prerequisites",

@@ -4,7 +4,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import String
+from sqlalchemy import ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.clock import utc_now
@@ -36,5 +36,15 @@ class Member(Base):
     """Runs the workshop: may certify and revoke in every skill, among other things."""
     is_treasurer: Mapped[bool] = mapped_column(default=False)
     """Sets prices and closes the books (billing)."""
+    address: Mapped[str] = mapped_column(Text, default="")
+    """Printed on invoices, one line per line."""
+    organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), index=True)
+    """The organisation that pays for this member's usage, at its own prices."""
+    price_list_id: Mapped[int | None] = mapped_column(ForeignKey("price_lists.id"))
+    """A price list of their own; otherwise the partner or the default list."""
+    partner_association: Mapped[str | None] = mapped_column(String(120))
+    """A member of this partner association pays member prices."""
+    prepaid: Mapped[bool] = mapped_column(default=False)
+    """Pays ahead: refused at the machine below the minimum balance."""
 
     badges: Mapped[list["Badge"]] = relationship(back_populates="member", order_by="Badge.id")

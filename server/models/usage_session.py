@@ -40,6 +40,8 @@ class UsageSession(Base):
     unlocked_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     running_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     idle_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    energy_wh: Mapped[float | None]
+    """Energy the machine drew during the session, when the gateway measures it."""
     end_reason: Mapped[str | None] = mapped_column(String(40))
     last_event_seq: Mapped[int] = mapped_column(BigInteger)
 

@@ -207,10 +207,8 @@ class Handlers:
             outcome = record_status(db, self.site, address.gateway, status, self._clock())
         if outcome is StatusOutcome.APPLIED:
             log.info("gateway %s is %s (boot %d)", address.gateway, status.state.value, status.boot)
-            # ``backlog`` (unacknowledged events) is proposed for GatewayStatus; read when present.
-            backlog = getattr(status, "backlog", None)
-            if isinstance(backlog, int):
-                self.metrics.gateway_backlog(address.gateway, backlog)
+            if status.backlog is not None:  # events the gateway journaled and we have not acked
+                self.metrics.gateway_backlog(address.gateway, status.backlog)
         elif outcome is StatusOutcome.STALE:
             log.info(
                 "ignored stale %s status of gateway %s, boot %d", status.state, address.gateway, status.boot

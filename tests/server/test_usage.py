@@ -250,3 +250,25 @@ def test_an_unknown_supervisor_is_left_out(db: Session, workshop: Workshop) -> N
     assert ingest(db, workshop.gateway, started, NOW).ok
     session = db.scalars(sa.select(UsageSession).where(UsageSession.session_id == "s-sup-2")).one()
     assert session.supervisor_id is None
+
+
+def test_energy_is_the_greatest_total_reported_in_any_order(db: Session, workshop: Workshop) -> None:
+    events = session_events("s-energy")
+    with_energy = [
+        events[0],  # no voltage known yet at the start: no energy
+        events[1].model_copy(update={"energy_wh": 1.5}),
+        events[2].model_copy(update={"energy_wh": 42.25}),
+        events[3].model_copy(update={"energy_wh": 45.0}),
+    ]
+    for event in [with_energy[3], with_energy[0], with_energy[2], with_energy[1]]:
+        assert ingest(db, workshop.gateway, event, NOW).ok
+    db.expire_all()
+    session = db.scalars(sa.select(UsageSession).where(UsageSession.session_id == "s-energy")).one()
+    assert session.energy_wh == 45.0
+
+
+def test_a_session_without_a_voltage_has_no_energy(db: Session, workshop: Workshop) -> None:
+    for event in session_events("s-no-energy"):
+        assert ingest(db, workshop.gateway, event, NOW).ok
+    session = db.scalars(sa.select(UsageSession).where(UsageSession.session_id == "s-no-energy")).one()
+    assert session.energy_wh is None

@@ -7,6 +7,7 @@ from server.api.routes import (
     certifications,
     decisions,
     gateways,
+    invoices,
     machines,
     me,
     members,
@@ -27,6 +28,7 @@ for module in (
     sessions,
     decisions,
     reports,
+    invoices,
     training,
     me,
 ):

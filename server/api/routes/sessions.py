@@ -29,6 +29,7 @@ class UsageSessionOut(BaseModel):
     unlocked_ms: int
     running_ms: int
     idle_ms: int
+    energy_wh: float | None
     end_reason: str | None
 
 
@@ -59,6 +60,7 @@ def _out(session: UsageSession, gateway: str, machine: str) -> UsageSessionOut:
         unlocked_ms=session.unlocked_ms,
         running_ms=session.running_ms,
         idle_ms=session.idle_ms,
+        energy_wh=session.energy_wh,
         end_reason=session.end_reason,
     )
 

@@ -33,8 +33,9 @@ def test_decisions_events_and_gateways_are_counted(
         gateway = FakeGateway(broker.url, workshop.site, workshop.gateway)
         try:
             assert value(scrape(client), "atelier_gateways_online") == 0
-            gateway.status(GatewayStatus(state=GatewayState.ONLINE, boot=1, at_ms=now_ms()))
+            gateway.status(GatewayStatus(state=GatewayState.ONLINE, boot=1, at_ms=now_ms(), backlog=12))
             wait_for(lambda: value(scrape(client), "atelier_gateways_online") == 1, "the gateway online")
+            assert value(scrape(client), "atelier_gateway_backlog", gateway=workshop.gateway) == 12
 
             assert gateway.ask("sewing-1", workshop.alice_badge).granted
             assert gateway.ask("free-1", workshop.bob_badge).granted

@@ -57,6 +57,7 @@ def test_newest_first_with_filters(client: TestClient, db: Session, workshop: Wo
         "unlocked_ms": 60_000,
         "running_ms": 30_000,
         "idle_ms": 30_000,
+        "energy_wh": None,
         "end_reason": "badge_out",
     }
     assert first["started_at"].startswith("2026-03-02T10:00:00")
