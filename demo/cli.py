@@ -17,6 +17,7 @@ def _demo(args: argparse.Namespace) -> int:
             once=args.once,
             prefer_mosquitto=not args.amqtt,
             data_dir=Path(args.data_dir),
+            history=args.history,
         )
     )
 
@@ -38,6 +39,13 @@ def add_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser
     )
     parser.add_argument(
         "--data-dir", default="var/demo", help="where the demo's SQLite file lives (default var/demo)"
+    )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also add billing settings, prices and N past months of usage, ready to close and export",
     )
     parser.add_argument(
         "--verbose", action="store_true", help="also show the server's and gateways' own logs"

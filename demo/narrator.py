@@ -17,6 +17,7 @@ from demo.workshop import MEMBERS, UNKNOWN_BADGE
 from protocol.errors import ProtocolError
 from protocol.messages import (
     AccessReply,
+    CertifyReply,
     EventKind,
     GatewayState,
     GatewayStatus,
@@ -33,6 +34,8 @@ _END_REASONS = {
     "idle_timeout": "idle timeout",
     "lock_command": "locked by the server",
     "gateway_stopped": "gateway stopped",
+    "handover": "handed over to the next member",
+    "prepaid_limit": "prepaid balance used up",
 }
 
 
@@ -51,6 +54,7 @@ class Narrator:
         self._client.on_message = self._on_message
         self._url = url
         self.sessions_ended = 0
+        self._names: dict[int, str] = {}  # member ids seen in replies
 
     def start(self, timeout: float = 10) -> None:
         self._client.connect_async(self._url.host, self._url.port)
@@ -65,7 +69,7 @@ class Narrator:
     def _on_connect(
         self, client: paho.Client, userdata: object, flags: object, rc: object, props: object
     ) -> None:
-        for channel in (Channel.ACCESS_REPLY, Channel.EVENTS, Channel.STATUS):
+        for channel in (Channel.ACCESS_REPLY, Channel.CERTIFY_REPLY, Channel.EVENTS, Channel.STATUS):
             client.subscribe(subscription(channel, site=self._site), qos=1)
         self._connected.set()
 
@@ -74,6 +78,8 @@ class Narrator:
             address = parse_topic(message.topic)
             if address.channel is Channel.ACCESS_REPLY:
                 self._reply(decode(AccessReply, message.payload))
+            elif address.channel is Channel.CERTIFY_REPLY:
+                self._certified(decode(CertifyReply, message.payload))
             elif address.channel is Channel.EVENTS:
                 self._event(decode(UsageEvent, message.payload))
             elif address.channel is Channel.STATUS:
@@ -83,10 +89,28 @@ class Narrator:
 
     def _reply(self, reply: AccessReply) -> None:
         who = reply.member_name or _NAMES.get(reply.badge, f"badge {reply.badge}")
+        if reply.member_id is not None:
+            self._names[reply.member_id] = who
         if reply.granted:
-            self._say(f"{reply.machine:<13} {who}: granted, the machine powers on")
+            if reply.supervisor_id is not None:
+                supervisor = self._names.get(reply.supervisor_id, f"member {reply.supervisor_id}")
+                self._say(f"{reply.machine:<13} {who}: granted under the supervision of {supervisor}")
+            elif reply.trainer:
+                self._say(f"{reply.machine:<13} {who}: granted, as a trainer for this machine")
+            else:
+                self._say(f"{reply.machine:<13} {who}: granted, the machine powers on")
         else:
             self._say(f"{reply.machine:<13} {who}: REFUSED ({reply.reason.value}) {reply.message}")
+
+    def _certified(self, reply: CertifyReply) -> None:
+        who = reply.member_name or _NAMES.get(reply.member_badge, f"badge {reply.member_badge}")
+        if reply.certified:
+            skills = ", ".join(reply.skills) or "nothing new"
+            self._say(f"{reply.machine:<13} {who}: CERTIFIED at the machine ({skills})")
+        else:
+            self._say(
+                f"{reply.machine:<13} {who}: certification refused ({reply.reason.value}) {reply.message}"
+            )
 
     def _event(self, event: UsageEvent) -> None:
         if event.kind is EventKind.RUNNING_STARTED:

@@ -20,9 +20,11 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ from controller.config import parse_config
 from controller.gateway import Gateway
 from demo.broker import embedded_broker
 from demo.narrator import Narrator
-from demo.scenario import SESSIONS_PER_ROUND, Scenario
+from demo.scenario import Scenario, round_steps, sessions_in
 from demo.workshop import GATEWAYS, SITE, gateway_config, seed
 from server.app import create_app
 from server.settings import Settings
@@ -64,6 +66,7 @@ class DemoOptions:
     mqtt_url: str | None = None  # else ATELIER_MQTT_URL, else a broker of its own
     prefer_mosquitto: bool = True
     data_dir: Path = Path("var/demo")
+    history: int = 0  # months of past usage and billing to add after the seed (--history)
 
 
 def run_demo(options: DemoOptions) -> int:
@@ -82,18 +85,23 @@ def run_demo(options: DemoOptions) -> int:
 def _play(scenario: Scenario, narrator: Narrator, api_url: str, options: DemoOptions, say: Teller) -> int:
     stop = threading.Event()
     rounds = 0
+    expected = 0
+    # Only this run's sessions count: a database given by ATELIER_DATABASE_URL may hold older ones.
+    since = datetime.now(UTC).isoformat()
     try:
         while True:
             rounds += 1
             say(f"--- round {rounds}: members arrive ---")
-            scenario.play(stop)
-            ended = _wait_sessions(api_url, rounds * SESSIONS_PER_ROUND, timeout=20)
-            _summary(api_url, say)
+            steps = round_steps(rounds)
+            scenario.play(stop, steps)
+            expected += sessions_in(steps)
+            ended = _wait_sessions(api_url, since, expected, timeout=20)
+            _summary(api_url, since, say)
             if options.once:
-                if ended < rounds * SESSIONS_PER_ROUND:
-                    say(f"only {ended} of {rounds * SESSIONS_PER_ROUND} sessions were recorded")
+                if ended != expected:
+                    say(f"{ended} sessions were recorded, {expected} were expected")
                     return 1
-                say("Done: every session was recorded once.")
+                say(f"Done: all {expected} sessions were recorded, each once.")
                 return 0
             say("Next round in 5 s (Ctrl-C to stop).")
             time.sleep(5)
@@ -112,15 +120,35 @@ def _workshop(options: DemoOptions, say: Teller) -> Iterator[tuple[Scenario, Nar
     broker = contextlib.nullcontext((mqtt_url, "the broker at ATELIER_MQTT_URL")) if mqtt_url else None
     with broker or embedded_broker(prefer_mosquitto=options.prefer_mosquitto) as (url, description):
         say(f"MQTT broker: {description} at {url}")
+        seeded = seed(database_url)
         say(
-            f"Database: {_shown(database_url)}"
-            + (" (seeded now)" if seed(database_url) else " (already seeded)")
+            f"Database: {_shown(database_url)}" + (" (seeded now)" if seeded.created else " (already seeded)")
         )
+        if options.history:
+            _seed_history(database_url, options.history, say)
         api_url = f"http://127.0.0.1:{options.port}"
         settings = Settings(database_url=database_url, mqtt_url=url, site=SITE, http_port=options.port)
         with _server(settings, api_url), _narrator(url, say) as narrator, _gateways(url) as gateways:
             say(f"Server ready: {api_url}/api/v1/docs (API), {api_url}/api/v1/sessions (usage sessions)")
+            say(
+                f"Also: {api_url}/metrics (Prometheus metrics), "
+                f"{api_url}/api/v1/reports/utilisation (hours running against hours powered)"
+            )
+            _show_tokens(api_url, seeded.tokens, say)
             yield Scenario(gateways, api_url, say), narrator, api_url
+
+
+def _seed_history(database_url: str, months: int, say: Teller) -> None:
+    from demo.history import describe, seed_history, treasurer_commands  # noqa: PLC0415
+
+    history = seed_history(database_url, months)
+    for line in describe(history):
+        say(line)
+    # A URL with a password is not printed: the commands then read it from the environment.
+    url = database_url if _shown(database_url) == database_url else '"$ATELIER_DATABASE_URL"'
+    say("To close the last full month and export it (in another terminal, while the demo runs):")
+    for command in treasurer_commands(url, history, history.months[-1].next().first_day):
+        say(f"    {command}")
 
 
 def _fresh_sqlite(data_dir: Path) -> str:
@@ -210,24 +238,44 @@ def _gateways(mqtt_url: str) -> Iterator[dict[str, Gateway]]:
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def _wait_sessions(api_url: str, expected: int, timeout: float) -> int:
+_VIEWS = {
+    "Maëlle": "/api/v1/training/expiring?days=365",
+    "Chloé": "/api/v1/me/decisions",
+    "Nadia": "/api/v1/me",
+}
+
+
+def _show_tokens(api_url: str, tokens: dict[str, str], say: Teller) -> None:
+    say("API tokens made for this run (trainer, member, manager), to try the API while it runs:")
+    for name, token in tokens.items():
+        path = next((p for first, p in _VIEWS.items() if name.startswith(first)), "/api/v1/me")
+        say(f"    {name:<15} curl -H 'Authorization: Bearer {token}' {api_url}{path}")
+
+
+def _sessions_since(api_url: str, since: str) -> list[dict[str, Any]]:
+    query = urllib.parse.urlencode({"since": since, "limit": 500})
+    return list(_get(api_url, f"/api/v1/sessions?{query}"))
+
+
+def _wait_sessions(api_url: str, since: str, expected: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     ended = 0
     while time.monotonic() < deadline:
-        ended = sum(1 for s in _get(api_url, "/api/v1/sessions?limit=500") if s["ended_at"] is not None)
+        ended = sum(1 for s in _sessions_since(api_url, since) if s["ended_at"] is not None)
         if ended >= expected:
             break
         time.sleep(0.25)
     return ended
 
 
-def _summary(api_url: str, say: Teller) -> None:
+def _summary(api_url: str, since: str, say: Teller) -> None:
     names = {m["id"]: m["name"] for m in _get(api_url, "/api/v1/members?limit=500")}
-    sessions = _get(api_url, "/api/v1/sessions?limit=500")
-    say(f"The server recorded {len(sessions)} usage sessions (GET {api_url}/api/v1/sessions). Latest:")
-    for s in sessions[:SESSIONS_PER_ROUND]:
+    sessions = _sessions_since(api_url, since)
+    say(f"The server recorded {len(sessions)} usage sessions in this run (GET {api_url}/api/v1/sessions):")
+    for s in sorted(sessions, key=lambda s: str(s["started_at"]))[-12:]:
         who = names.get(s["member_id"], "?")
+        supervisor = f", supervised by {names.get(s['supervisor_id'], '?')}" if s.get("supervisor_id") else ""
         say(
             f"    {s['machine']:<13} {who:<15} running {s['running_ms'] / 1000:5.1f} s  "
-            f"idle {s['idle_ms'] / 1000:5.1f} s  ({s['end_reason'] or 'open'})"
+            f"idle {s['idle_ms'] / 1000:5.1f} s  ({s['end_reason'] or 'open'}{supervisor})"
         )

@@ -28,6 +28,7 @@ class Step:
     who: str = ""
     amps: float = 0.0
     note: str = ""
+    opens_session: bool = False  # a tap that is granted and opens a usage session
 
 
 def _work(machine_id: str, start: float, stop: float) -> list[Step]:
@@ -35,15 +36,19 @@ def _work(machine_id: str, start: float, stop: float) -> list[Step]:
     return [Step(start, "amps", machine_id, amps=working), Step(stop, "amps", machine_id, amps=0.0)]
 
 
+def _open(at_s: float, machine_id: str, who: str, note: str = "") -> Step:
+    return Step(at_s, "tap", machine_id, who, note=note, opens_session=True)
+
+
 ROUND: tuple[Step, ...] = tuple(
     sorted(
         [
-            Step(0.0, "tap", "sew-1", "Amina"),
+            _open(0.0, "sew-1", "Amina"),
             *_work("sew-1", 1.0, 8.0),
             Step(1.5, "tap", "overlock-1", "Chloé", note="Chloé joined last week and is not trained yet"),
-            Step(2.5, "tap", "printer-1", "Hugo"),
+            _open(2.5, "printer-1", "Hugo"),
             *_work("printer-1", 3.0, 19.0),
-            Step(3.5, "tap", "embroidery-1", "Lucas"),
+            _open(3.5, "embroidery-1", "Lucas"),
             *_work("embroidery-1", 4.5, 11.0),
             Step(5.5, "tap", "sew-2", UNKNOWN_BADGE, note="a badge nobody enrolled"),
             Step(6.5, "tap", "sew-2", "Karim", note="Karim's membership is suspended"),
@@ -59,20 +64,58 @@ ROUND: tuple[Step, ...] = tuple(
             *_work("sew-1", 10.5, 13.0),
             Step(14.0, "tap", "sew-1", "Amina", note="Amina badges out"),
             Step(15.0, "unlock", "sew-2", note="the technician fixed it"),
-            Step(16.0, "tap", "sew-2", "Léa"),
+            _open(16.0, "sew-2", "Léa"),
             *_work("sew-2", 17.0, 21.0),
             Step(19.5, "tap", "embroidery-1", "Sofia", note="Sofia's embroidery certification expired"),
-            Step(20.0, "tap", "overlock-1", "Amina"),
+            _open(20.0, "overlock-1", "Amina"),
             *_work("overlock-1", 21.0, 25.0),
             Step(22.0, "tap", "sew-2", "Léa", note="Léa badges out"),
             Step(26.5, "tap", "overlock-1", "Amina", note="Amina badges out"),
+            # A beginner certified "supervised" sews only beside a trainer.
+            Step(
+                37.0,
+                "tap",
+                "sew-1",
+                "Inès",
+                note="Inès is a beginner: she may sew only with a trainer beside her",
+            ),
+            _open(38.0, "sew-1", "Maëlle", note="Maëlle, a sewing trainer, badges in beside her"),
+            _open(
+                39.0,
+                "sew-1",
+                "Inès",
+                note="Inès taps within the supervision window: Maëlle hands the machine over",
+            ),
+            *_work("sew-1", 40.0, 44.0),
+            Step(45.5, "tap", "sew-1", "Inès", note="Inès badges out"),
         ],
         key=lambda step: step.at_s,
     )
 )
 
-SESSIONS_PER_ROUND = 5
-"""Granted sessions in a round: Amina twice, Hugo, Lucas and Léa."""
+CERTIFICATION: tuple[Step, ...] = (
+    # Chloé is trained today: Maëlle certifies her at the machine.
+    _open(28.0, "sew-2", "Maëlle", note="Maëlle trains Chloé on the second sewing machine"),
+    Step(
+        29.0, "tap", "sew-2", "Chloé", note="Chloé taps: not certified yet, so she becomes Maëlle's trainee"
+    ),
+    Step(
+        30.0, "tap", "sew-2", "Maëlle", note="Maëlle taps again to confirm: Chloé is certified at the machine"
+    ),
+    _open(31.0, "sew-2", "Chloé", note="Chloé taps: the machine is handed over to her"),
+    *_work("sew-2", 32.0, 35.0),
+    Step(36.0, "tap", "sew-2", "Chloé", note="Chloé badges out"),
+)
+
+
+def round_steps(round_number: int) -> tuple[Step, ...]:
+    """The first round includes Chloé's certification; later rounds find her certified already."""
+    steps = ROUND + CERTIFICATION if round_number == 1 else ROUND
+    return tuple(sorted(steps, key=lambda step: step.at_s))
+
+
+def sessions_in(steps: tuple[Step, ...]) -> int:
+    return sum(step.opens_session for step in steps)
 
 
 class Scenario:

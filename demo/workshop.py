@@ -18,10 +18,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from server import workshop
+from server.auth.tokens import create_token
 from server.db import make_engine, make_session_factory, upgrade_database
 from server.models.certification import CertificationLevel
 from server.models.gateway import Gateway
-from server.models.member import MemberStatus
+from server.models.member import Member, MemberStatus
 
 SITE = "demo"
 
@@ -97,6 +98,7 @@ class DemoMember:
     skills: dict[str, CertificationLevel] = field(default_factory=dict)
     expired: tuple[str, ...] = ()
     suspended: bool = False
+    manager: bool = False
 
 
 AUTONOMOUS = CertificationLevel.AUTONOMOUS
@@ -109,7 +111,14 @@ MEMBERS = (
     DemoMember("Chloé Bernard", "04E5F60718"),  # joined last week, not trained yet
     DemoMember("Sofia Rossi", "04F6071829", expired=("embroidery",)),
     DemoMember("Karim Haddad", "0407182930", {"industrial-sewing": AUTONOMOUS}, suspended=True),
+    # A beginner: may sew only while a trainer is at the machine.
+    DemoMember("Inès Garnier", "0418293A4B", {"industrial-sewing": CertificationLevel.SUPERVISED}),
+    # The workshop's animator: runs machines, badges and members.
+    DemoMember("Nadia Benali", "04293A4B5C", manager=True),
 )
+
+TOKEN_HOLDERS = ("Maëlle", "Chloé", "Nadia")
+"""Members the demo prints an API token for, to try the trainer, member and manager views."""
 
 UNKNOWN_BADGE = "0DEADBEEF0"
 
@@ -122,18 +131,28 @@ def machine(machine_id: str) -> DemoMachine:
     return next(m for g in GATEWAYS for m in g.machines if m.id == machine_id)
 
 
-def seed(database_url: str, *, now: datetime | None = None) -> bool:
-    """Create the workshop in the database unless it is there; True when it was created."""
+@dataclass(frozen=True)
+class Seeded:
+    created: bool  # False: the workshop was already in the database
+    tokens: dict[str, str]  # member name -> a new API token acting as them
+
+
+def seed(database_url: str, *, now: datetime | None = None) -> Seeded:
+    """Create the workshop in the database unless it is there, and issue fresh API tokens."""
     now = now or datetime.now(UTC)
     upgrade_database(database_url)
     engine = make_engine(database_url)
     try:
         with make_session_factory(engine)() as db:
-            if db.scalar(sa.select(Gateway.id).where(Gateway.slug == GATEWAYS[0].id)) is not None:
-                return False
-            _seed(db, now)
+            created = db.scalar(sa.select(Gateway.id).where(Gateway.slug == GATEWAYS[0].id)) is None
+            if created:
+                _seed(db, now)
+            tokens = {}
+            for holder in TOKEN_HOLDERS:
+                member = db.scalars(sa.select(Member).where(Member.name.startswith(holder))).one()
+                tokens[member.name] = create_token(db, member.id, now=now, label="demo").token
             db.commit()
-            return True
+            return Seeded(created, tokens)
     finally:
         engine.dispose()
 
@@ -151,6 +170,8 @@ def _seed(db: Session, now: datetime) -> None:
     for person in MEMBERS:
         status = MemberStatus.SUSPENDED if person.suspended else MemberStatus.ACTIVE
         member = workshop.add_member(db, person.name, badge=person.badge, status=status, now=now)
+        if person.manager:
+            workshop.set_member_roles(db, member.id, manager=True, now=now)
         trainer = trainer or member.id
         for skill, level in person.skills.items():
             granted_by = None if member.id == trainer else trainer

@@ -43,19 +43,24 @@ def _demo(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
 
 def test_one_round_of_the_demo_records_every_session(tmp_path: Path) -> None:
     demo = _demo(tmp_path, "--once", "--amqtt")
-    output, _ = demo.communicate(timeout=120)
+    output, _ = demo.communicate(timeout=150)
     assert demo.returncode == 0, output
     assert "amqtt (in-process)" in output
-    for refusal in (
+    refusals = (
         "not_certified",
         "unknown_badge",
         "member_inactive",
         "machine_locked_out",
         "certification_expired",
-    ):
+        "supervision_required",
+    )
+    for refusal in refusals:
         assert f"REFUSED ({refusal})" in output, f"the demo shows a {refusal} refusal"
-    assert "The server recorded 5 usage sessions" in output
-    assert "Done: every session was recorded once." in output
+    assert "Chloé Bernard: CERTIFIED at the machine (industrial-sewing)" in output
+    assert "Inès Garnier: granted under the supervision of Maëlle Laurent" in output
+    assert "The server recorded 9 usage sessions in this run" in output
+    assert "Done: all 9 sessions were recorded, each once." in output
+    assert "Authorization: Bearer" in output, "the demo prints API tokens to try"
     assert (tmp_path / "atelier.db").exists(), "the demo's SQLite database is where it was told"
 
 
