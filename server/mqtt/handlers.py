@@ -254,7 +254,8 @@ def _bad_event_ack(payload: bytes, error: str) -> EventAck | None:
     return EventAck(seq=seq, ok=False, error=f"bad event: {error}"[:200])
 
 
-def _bad_request_reply(payload: bytes, error: str) -> AccessReply | None:
+def _salvage(payload: bytes) -> tuple[dict[str, Any], str, str] | None:
+    """The JSON object, request id and machine of a refused request, when they can be read."""
     document = _json_object(payload)
     if document is None:
         return None
@@ -262,6 +263,14 @@ def _bad_request_reply(payload: bytes, error: str) -> AccessReply | None:
     machine = _field(document, "machine", _ident)
     if request_id is None or machine is None:
         return None
+    return document, request_id, machine
+
+
+def _bad_request_reply(payload: bytes, error: str) -> AccessReply | None:
+    salvaged = _salvage(payload)
+    if salvaged is None:
+        return None
+    document, request_id, machine = salvaged
     return AccessReply(
         request_id=request_id,
         machine=machine,
@@ -273,13 +282,10 @@ def _bad_request_reply(payload: bytes, error: str) -> AccessReply | None:
 
 
 def _bad_certify_reply(payload: bytes, error: str) -> CertifyReply | None:
-    document = _json_object(payload)
-    if document is None:
+    salvaged = _salvage(payload)
+    if salvaged is None:
         return None
-    request_id = _field(document, "request_id", _token)
-    machine = _field(document, "machine", _ident)
-    if request_id is None or machine is None:
-        return None
+    document, request_id, machine = salvaged
     return CertifyReply(
         request_id=request_id,
         machine=machine,
