@@ -8,9 +8,9 @@ from pydantic import AwareDatetime, BaseModel
 
 from server.api.deps import ClockDep, CurrentMember, PageDep, SessionDep
 from server.api.routes.decisions import DecisionOut
-from server.api.routes.training import CertificationOut
 from server.models import AccessDecision, Certification, MemberStatus, Skill
 from server.training import listing
+from server.training.listing import CertificationView
 from server.training.rules import trained_skills
 
 router = APIRouter(prefix="/me", tags=["me"])
@@ -47,13 +47,12 @@ def who_am_i(db: SessionDep, me: CurrentMember, clock: ClockDep) -> MeOut:
 @router.get("/certifications")
 def my_certifications(
     *, db: SessionDep, page: PageDep, me: CurrentMember, clock: ClockDep, include_revoked: bool = False
-) -> list[CertificationOut]:
+) -> list[CertificationView]:
     """Your certifications, newest first: level, who granted it, its expiry date and disuse deadline."""
     criteria = [Certification.member_id == me.id]
     if not include_revoked:
         criteria.append(Certification.revoked_at.is_(None))
-    views = listing.certifications(db, clock(), *criteria, limit=page.limit, offset=page.offset)
-    return [CertificationOut.of(view) for view in views]
+    return listing.certifications(db, clock(), *criteria, limit=page.limit, offset=page.offset)
 
 
 @router.get("/decisions")

@@ -18,7 +18,7 @@ from server.api.deps import ClockDep, CurrentMember, PageDep, SessionDep
 from server.models import Certification, GrantedVia, Member
 from server.training import certify, listing
 from server.training.expiry import expiring
-from server.training.listing import CertificationStatus, CertificationView
+from server.training.listing import CertificationView
 from server.training.rules import trained_skills
 
 router = APIRouter(prefix="/training", tags=["training"])
@@ -44,33 +44,6 @@ class RevokeIn(BaseModel):
     """Why: the member reads it."""
 
 
-class CertificationOut(BaseModel):
-    id: int
-    member_id: int
-    member_name: str
-    skill: str
-    skill_name: str
-    level: CertificationLevel
-    status: CertificationStatus
-    granted_at: datetime
-    granted_by: int | None
-    granted_by_name: str | None
-    granted_via: GrantedVia
-    expires_at: datetime | None
-    """The expiry date set at the grant, if any."""
-    disuse_deadline: datetime | None
-    """It lapses on this date unless the member uses a machine requiring the skill before."""
-    ends_at: datetime | None
-    """When it stops counting (or stopped): the earlier of the two dates above."""
-    expired_by_disuse: bool
-    revoked_at: datetime | None
-    revoke_reason: str | None
-
-    @classmethod
-    def of(cls, view: CertificationView) -> "CertificationOut":
-        return cls.model_validate(view, from_attributes=True)
-
-
 class EventOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -94,8 +67,8 @@ class ExpiringOut(BaseModel):
     disuse_deadline: datetime | None
 
 
-def view_of(db: SessionDep, certification: Certification, now: datetime) -> CertificationOut:
-    return CertificationOut.of(listing.certifications(db, now, Certification.id == certification.id)[0])
+def view_of(db: SessionDep, certification: Certification, now: datetime) -> CertificationView:
+    return listing.certifications(db, now, Certification.id == certification.id)[0]
 
 
 def _may_see_history(db: SessionDep, me: Member, certification: Certification, now: datetime) -> bool:
@@ -107,7 +80,7 @@ def _may_see_history(db: SessionDep, me: Member, certification: Certification, n
 
 
 @router.post("/certifications", status_code=status.HTTP_201_CREATED)
-def certify_member(body: CertifyIn, db: SessionDep, me: CurrentMember, clock: ClockDep) -> CertificationOut:
+def certify_member(body: CertifyIn, db: SessionDep, me: CurrentMember, clock: ClockDep) -> CertificationView:
     """Certify a member in a skill. 403: you are not a trainer for it nor a manager, or it is
     yourself; 409: a prerequisite is missing, the member already holds this level, or is suspended."""
     now = clock()
@@ -129,7 +102,7 @@ def certify_member(body: CertifyIn, db: SessionDep, me: CurrentMember, clock: Cl
 @router.post("/certifications/{certification_id}/revoke")
 def revoke_certification(
     certification_id: int, body: RevokeIn, db: SessionDep, me: CurrentMember, clock: ClockDep
-) -> CertificationOut:
+) -> CertificationView:
     """Revoke a certification, saying why; the same people who may grant it may revoke it."""
     now = clock()
     certification = certify.revoke(
@@ -161,13 +134,12 @@ def my_trainees(
     me: CurrentMember,
     clock: ClockDep,
     skill: Ident | None = None,
-) -> list[CertificationOut]:
+) -> list[CertificationView]:
     """The certifications you granted, newest first, with where each stands now."""
     criteria = [Certification.granted_by_id == me.id]
     if skill is not None:
         criteria.append(Certification.skill.has(slug=skill))
-    views = listing.certifications(db, clock(), *criteria, limit=page.limit, offset=page.offset)
-    return [CertificationOut.of(view) for view in views]
+    return listing.certifications(db, clock(), *criteria, limit=page.limit, offset=page.offset)
 
 
 @router.get("/expiring")
