@@ -29,6 +29,8 @@ class EndReason(StrEnum):
     GATEWAY_STOPPED = "gateway_stopped"
     HANDOVER = "handover"  # a trainer handed the powered machine over to a member
     PREPAID_LIMIT = "prepaid_limit"  # the unlocked time the balance pays for ran out (once idle)
+    HARD_LIMIT = "hard_limit"  # a deferred end waited its machine's hard limit: power cut while drawing
+    GATEWAY_RESTART = "gateway_restart"  # the gateway died mid-session: closed from its last checkpoint
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
@@ -23,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from protocol.allowlist import KeyId, public_key_from_text
 from protocol.errors import ProtocolError
 from protocol.ids import Ident
 from protocol.messages import CertificationLevel
@@ -69,11 +71,27 @@ class GatewaySection(Section):
     telemetry_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     pin_factory: Annotated[str, Field(min_length=1)] = "mock"
     """gpiozero pin factory: "mock" in simulation, "lgpio" or "native" on a Raspberry Pi."""
+    allowlist_keys: dict[KeyId, str] = Field(default_factory=dict, max_length=8)
+    """The site's public keys (``atelier keys public``) by key id: a signed allowlist is
+    trusted only if one of these verifies it. Empty: no offline decisions at all."""
+    checkpoint_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    """How often an open session's totals are saved in the journal, so that a crash of the
+    gateway loses at most this much of a session's sensed time."""
 
     @field_validator("mqtt_url")
     @classmethod
     def _usable_url(cls, value: str) -> str:
         BrokerURL.parse(value)  # raises BadBrokerURL, a ValueError, with the reason
+        return value
+
+    @field_validator("allowlist_keys")
+    @classmethod
+    def _usable_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key_id, text in value.items():
+            try:
+                public_key_from_text(text)
+            except ProtocolError as error:
+                raise ValueError(f"allowlist key {key_id!r}: {error}") from None
         return value
 
     @property
@@ -146,10 +164,24 @@ class GpioButtonConfig(Section):
 ButtonConfig = Annotated[SimulatedButtonConfig | GpioButtonConfig, Field(discriminator="type")]
 
 
+class OfflinePolicy(StrEnum):
+    """Who a machine lets in when the server does not answer."""
+
+    CACHE = "cache"  # whoever the signed allowlist lets in
+    MANAGERS = "managers"  # only the managers in the signed allowlist
+    DENY = "deny"  # nobody
+
+
 class MachineSection(Section):
     id: Ident
     name: Annotated[str, Field(min_length=1, max_length=120)]
     idle_timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 600.0
+    offline_policy: OfflinePolicy = OfflinePolicy.CACHE
+    """Who may use the machine when the server does not answer within request_timeout_ms."""
+    hard_limit_s: Annotated[float, Field(gt=0, le=86_400)] | None = None
+    """A lock, a timeout or a lockout waits for the machine to be idle, but never longer
+    than this: for a machine where running on unattended is the greater danger. Absent:
+    it waits as long as the machine draws current."""
     supervision_window_s: Annotated[float, Field(ge=0, le=86_400)] = 300.0
     """After a trainer is granted here, a badge tapped within this many seconds is asked
     about as supervised by them (and may be certified at the machine). 0 turns it off."""

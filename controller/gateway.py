@@ -18,18 +18,31 @@ from types import TracebackType
 from typing import Self
 
 from controller import inbox
-from controller.actions import Action, Emit, PublishState, SendCertify, SendRequest, Show, SwitchOff, SwitchOn
+from controller.actions import (
+    Action,
+    Emit,
+    PublishState,
+    SendCertify,
+    SendRequest,
+    SessionEvent,
+    Show,
+    SwitchOff,
+    SwitchOn,
+)
 from controller.clock import Clock, SystemClock
-from controller.config import GatewayConfig
+from controller.config import GatewayConfig, OfflinePolicy
 from controller.hardware.factory import build_parts
 from controller.hardware.gpio import PinFactory, pin_factory_from_name
 from controller.hardware.interfaces import Announcing, Signal
 from controller.journal import Journal
 from controller.link import Link
-from controller.machine import Machine
+from controller.machine import Machine, OfflineJudge
+from controller.offline import AllowlistKeeper, ServerWatch, decide
 from controller.station import MachineStation, rules_for
+from protocol.errors import ProtocolError
 from protocol.messages import (
     AccessReply,
+    AccessRequest,
     CertifyReply,
     Command,
     CommandAction,
@@ -58,6 +71,18 @@ class Gateway:
         self.sample_interval_s = settings.sample_interval_ms / 1000
         self.journal = Journal.in_directory(settings.state_dir)
         self.boot = self.journal.next_boot()
+        recovered = self.journal.recover()  # before any machine is powered: see Journal.recover
+        for event in recovered:
+            log.warning(
+                "machine %s: session %s was left open by a crash; ended at its last checkpoint (%d ms running)",
+                event.machine,
+                event.session_id,
+                event.running_ms,
+            )
+        self.allowlists = AllowlistKeeper(
+            settings.allowlist_keys, settings.state_dir, site=settings.site, gateway=settings.id
+        )
+        self.server_watch = ServerWatch()
         self.machines: dict[str, MachineStation] = {}
         self._pin_factory: PinFactory | None = None
         try:
@@ -66,9 +91,10 @@ class Gateway:
                 # The relay is made off here: a (re)started gateway never powers a machine by itself.
                 parts = build_parts(machine_config, self._pin_factory)
                 rules = rules_for(machine_config, settings.request_timeout_ms)
-                self.machines[machine_config.id] = MachineStation(
-                    machine_config, Machine(machine_config.id, rules), parts
+                interlock = Machine(
+                    machine_config.id, rules, offline=self._judge(machine_config.offline_policy)
                 )
+                self.machines[machine_config.id] = MachineStation(machine_config, interlock, parts)
         except BaseException:
             self._release()
             raise
@@ -93,11 +119,19 @@ class Gateway:
         self._reported_backlog = self._backlog  # what the last status published said
         self._backlog_at_check = self._backlog
 
+    def _judge(self, policy: OfflinePolicy) -> OfflineJudge | None:
+        if not self.allowlists.enabled:
+            return None  # nothing can be trusted: refused as server_unreachable, as before
+        return lambda request, wall: decide(self.allowlists.current, policy, request, wall)
+
     # Lifecycle.
 
     def start(self) -> None:
         if self._thread is not None:
             raise RuntimeError("this gateway is already started")
+        loaded = self.allowlists.load(self.clock.wall_ms())
+        if loaded is not None:
+            log.info("allowlist version %d loaded from %s", loaded.version, self.allowlists.path)
         for station in self.machines.values():
             self._carry_out(station, station.machine.start(self.clock.monotonic(), self.clock.wall_ms()))
             if isinstance(station.parts.reader, Announcing):
@@ -195,6 +229,9 @@ class Gateway:
     def on_command(self, command: Command) -> None:
         self._inbox.put(inbox.CommandArrived(command))
 
+    def on_allowlist(self, payload: bytes) -> None:
+        self._inbox.put(inbox.AllowlistArrived(payload))
+
     def _announcer(self, item: inbox.Item) -> Callable[[], None]:
         return lambda: self._inbox.put(item)
 
@@ -202,6 +239,7 @@ class Gateway:
 
     def _work(self) -> None:
         next_sample = next_compact = self.clock.monotonic()
+        next_checkpoint = next_sample + self.config.gateway.checkpoint_interval_s
         next_backlog = next_sample + BACKLOG_STATUS_EVERY_S
         next_telemetry = next_sample + self.config.gateway.telemetry_interval_s
         while True:
@@ -225,6 +263,10 @@ class Gateway:
                 next_sample = now + self.sample_interval_s
                 for station in self.machines.values():
                     self._sample(station)
+                self.server_watch.check(now)
+            if now >= next_checkpoint:
+                next_checkpoint = now + self.config.gateway.checkpoint_interval_s
+                self._checkpoint()
             if now >= next_telemetry:
                 next_telemetry = now + self.config.gateway.telemetry_interval_s
                 self._send_telemetry()
@@ -271,6 +313,7 @@ class Gateway:
 
     def _read_badges(self, station: MachineStation) -> None:
         for uid in station.taps():
+            station.machine.server_reachable = self.link.connected and self.server_watch.answering
             self._carry_out(station, station.machine.badge(uid, self.clock.monotonic(), self.clock.wall_ms()))
 
     def _read_button(self, station: MachineStation) -> None:
@@ -287,8 +330,10 @@ class Gateway:
             with self._guard(station, "reading its button"):
                 self._read_button(station)
         elif isinstance(item, inbox.Reply | inbox.CertifyAnswer):
+            self.server_watch.heard(item.reply.request_id)
             self._answer(item.reply)
         elif isinstance(item, inbox.Ack):
+            self.server_watch.heard()
             if not item.ack.ok:
                 log.error("the server refused event %d for good: %s", item.ack.seq, item.ack.error)
             if self.journal.ack(item.ack.seq):
@@ -298,6 +343,16 @@ class Gateway:
         elif isinstance(item, inbox.Connected):
             self._reported_backlog = self.link.backlog or 0  # the birth status carried it
             self._replay()
+        elif isinstance(item, inbox.AllowlistArrived):
+            self._take_allowlist(item.payload)
+
+    def _take_allowlist(self, payload: bytes) -> None:
+        try:
+            snapshot = self.allowlists.offer(payload, self.clock.wall_ms())
+        except (ProtocolError, ValueError, OSError) as error:
+            log.warning("refused an allowlist: %s", error)
+        else:
+            log.info("allowlist version %d: %d badges", snapshot.version, len(snapshot.entries))
 
     def _answer(self, reply: AccessReply | CertifyReply) -> None:
         """The server's answer to a request (access or certification): for its machine's interlock."""
@@ -379,27 +434,10 @@ class Gateway:
             if action.signal is Signal.DENIED and action.reason is not None:
                 log.info("machine %s: refused (%s)", station.id, action.reason.value)
             station.show(action.signal, action.reason)
-        elif isinstance(action, SendRequest):
-            # Not queued while offline: it would reach the server long expired.
-            if not (self.link.connected and self.link.publish_request(action.request)):
-                log.warning(
-                    "machine %s: no broker link to ask about badge %s", station.id, action.request.badge
-                )
-        elif isinstance(action, SendCertify):
-            request = action.request
-            log.info(
-                "machine %s: trainer %s certifies %s (%s)",
-                station.id,
-                request.trainer_badge,
-                request.member_badge,
-                request.level.value,
-            )
-            if not (self.link.connected and self.link.publish_certify(request)):
-                log.warning(
-                    "machine %s: no broker link to certify badge %s", station.id, request.member_badge
-                )
+        elif isinstance(action, SendRequest | SendCertify):
+            self._ask_server(station, action)
         elif isinstance(action, Emit):
-            usage = self.journal.append(action.event)
+            usage = self.journal.append(action.event, self._checkpoint_of(station, action.event))
             self._count_backlog(+1)
             if self._live and self.link.connected:
                 self.link.publish_event(usage)
@@ -407,6 +445,45 @@ class Gateway:
                 self._live = False  # stays in the journal, replayed on the next connection
         elif isinstance(action, PublishState) and self.link.connected:
             self.link.publish_state(action.state)
+
+    def _ask_server(self, station: MachineStation, action: SendRequest | SendCertify) -> None:
+        # Not queued while offline: it would reach the server long expired.
+        if isinstance(action, SendRequest):
+            if self.link.connected and self.link.publish_request(action.request):
+                self._asked(action.request)
+            else:
+                log.warning(
+                    "machine %s: no broker link to ask about badge %s", station.id, action.request.badge
+                )
+            return
+        request = action.request
+        log.info(
+            "machine %s: trainer %s certifies %s (%s)",
+            station.id,
+            request.trainer_badge,
+            request.member_badge,
+            request.level.value,
+        )
+        if not (self.link.connected and self.link.publish_certify(request)):
+            log.warning("machine %s: no broker link to certify badge %s", station.id, request.member_badge)
+
+    def _asked(self, request: AccessRequest) -> None:
+        timeout_s = self.config.gateway.request_timeout_ms / 1000
+        self.server_watch.asked(request.request_id, self.clock.monotonic() + timeout_s)
+
+    def _checkpoint_of(self, station: MachineStation, event: SessionEvent) -> SessionEvent | None:
+        """How ``event``'s session would end if the gateway died now, saved with the event."""
+        ending = station.machine.checkpoint(self.clock.monotonic(), self.clock.wall_ms())
+        return ending if ending is not None and ending.session_id == event.session_id else None
+
+    def _checkpoint(self) -> None:
+        """Every checkpoint_interval_s: the open sessions' totals, so a crash loses at most that."""
+        now, wall = self.clock.monotonic(), self.clock.wall_ms()
+        endings = [station.machine.checkpoint(now, wall) for station in self.machines.values()]
+        try:
+            self.journal.checkpoint([ending for ending in endings if ending is not None])
+        except Exception:
+            log.exception("saving the open sessions' checkpoint failed")
 
     def _count_backlog(self, change: int) -> None:
         self._backlog += change

@@ -37,6 +37,11 @@ class Connected:
 
 
 @dataclass(frozen=True, slots=True)
+class AllowlistArrived:
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Tapped:
     machine: str
 
@@ -51,4 +56,4 @@ class Stop:
     pass
 
 
-Item = Reply | CertifyAnswer | Ack | CommandArrived | Connected | Tapped | Pressed | Stop
+Item = Reply | CertifyAnswer | Ack | CommandArrived | Connected | AllowlistArrived | Tapped | Pressed | Stop

@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Self
 
 from controller.actions import SessionEvent
-from protocol.messages import UsageEvent, decode, encode
+from protocol.messages import EventKind, UsageEvent, decode, encode
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -26,7 +26,14 @@ CREATE TABLE IF NOT EXISTS events (
     acked INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_unacked ON events (seq) WHERE acked = 0;
+CREATE TABLE IF NOT EXISTS open_sessions (
+    session_id TEXT PRIMARY KEY,
+    ending BLOB NOT NULL
+);
 """
+# open_sessions: for each session not yet ended, the session_ended event that would close
+# it with its latest known totals (a checkpoint). A gateway killed mid-session appends
+# these when it starts again, so the session is billed up to its last checkpoint.
 
 
 class Journal:
@@ -86,20 +93,82 @@ class Journal:
         with self._lock:
             return self._counter("last_seq")
 
-    def append(self, event: SessionEvent) -> UsageEvent:
-        """Give ``event`` the next seq and store it durably; returns what to publish."""
+    def append(self, event: SessionEvent, checkpoint: SessionEvent | None = None) -> UsageEvent:
+        """Give ``event`` the next seq and store it durably; returns what to publish.
+
+        An event that does not end its session must come with ``checkpoint``: how the
+        session would end were the gateway to die now (:meth:`checkpoint`).
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                seq = self._counter("last_seq") + 1
-                usage = event.with_seq(seq)
-                self._db.execute("UPDATE counters SET value = ? WHERE name = 'last_seq'", (seq,))
-                self._db.execute("INSERT INTO events (seq, payload) VALUES (?, ?)", (seq, encode(usage)))
+                usage = self._append(event)
+                if event.kind is EventKind.SESSION_ENDED:
+                    self._db.execute("DELETE FROM open_sessions WHERE session_id = ?", (event.session_id,))
+                elif checkpoint is not None:
+                    self._checkpoint(checkpoint)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             return usage
+
+    def _append(self, event: SessionEvent) -> UsageEvent:
+        seq = self._counter("last_seq") + 1
+        usage = event.with_seq(seq)
+        self._db.execute("UPDATE counters SET value = ? WHERE name = 'last_seq'", (seq,))
+        self._db.execute("INSERT INTO events (seq, payload) VALUES (?, ?)", (seq, encode(usage)))
+        return usage
+
+    def _checkpoint(self, ending: SessionEvent) -> None:
+        # seq 1 is a placeholder: a checkpoint gets its real seq only if it is ever appended.
+        self._db.execute(
+            "INSERT INTO open_sessions (session_id, ending) VALUES (?, ?)"
+            " ON CONFLICT (session_id) DO UPDATE SET ending = excluded.ending",
+            (ending.session_id, encode(ending.with_seq(1))),
+        )
+
+    def checkpoint(self, endings: list[SessionEvent]) -> None:
+        """Save how each open session would end now. Not synced to disk: see the class notes."""
+        if not endings:
+            return
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for ending in endings:
+                    self._checkpoint(ending)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def open_sessions(self) -> list[str]:
+        """The sessions begun and not ended, by id (a crashed gateway's, before :meth:`recover`)."""
+        with self._lock:
+            return [row[0] for row in self._db.execute("SELECT session_id FROM open_sessions ORDER BY rowid")]
+
+    def recover(self) -> list[UsageEvent]:
+        """End the sessions a crash left open, each at its last checkpoint; returns the new events.
+
+        Called at start, before any machine is powered: every session then open belonged
+        to a gateway that died (a clean stop ends its sessions).
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._db.execute(
+                    "SELECT session_id, ending FROM open_sessions ORDER BY rowid"
+                ).fetchall()
+                ended = []
+                for _, payload in rows:
+                    last = decode(UsageEvent, payload)
+                    ended.append(self._append(SessionEvent(**last.model_dump(exclude={"seq"}))))
+                self._db.execute("DELETE FROM open_sessions")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return ended
 
     def unacked(self, limit: int | None = None) -> list[UsageEvent]:
         """Events the server has not acknowledged, oldest first: what to (re)publish."""

@@ -67,6 +67,9 @@ class LinkListener(Protocol):
 
     def on_command(self, command: Command) -> None: ...
 
+    def on_allowlist(self, payload: bytes) -> None:
+        """A signed allowlist snapshot, still to be verified (that takes the worker's time, not paho's)."""
+
 
 class Link:
     """One gateway's MQTT connection. Call :meth:`start`, then publish; :meth:`stop` at the end."""
@@ -105,6 +108,7 @@ class Link:
                 (Channel.CERTIFY_REPLY, self._take_certify_reply),
                 (Channel.EVENTS_ACK, self._take_ack),
                 (Channel.COMMAND, self._take_command),
+                (Channel.ALLOWLIST, self._take_allowlist),
             )
         }
         # The client id is the gateway id: a second process claiming it takes the
@@ -253,6 +257,9 @@ class Link:
 
     def _take_ack(self, payload: bytes | bytearray) -> None:
         self._listener.on_ack(decode(EventAck, payload))
+
+    def _take_allowlist(self, payload: bytes | bytearray) -> None:
+        self._listener.on_allowlist(bytes(payload))
 
     def _take_command(self, payload: bytes | bytearray) -> None:
         command = decode(Command, payload)

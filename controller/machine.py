@@ -17,7 +17,13 @@ the machine's button.
 
 Calibration and energy are in :mod:`controller.metering`; a prepaid member's
 limit (``AccessReply.max_minutes``) ends the session like a deferred lock:
-once reached, as soon as the machine is idle, never while it draws current.
+once reached, as soon as the machine is idle, never while it draws current
+(unless the machine has a hard limit, :attr:`MachineRules.hard_limit_s`).
+
+Offline (:mod:`controller.offline`): when the server does not answer in time, or
+while it is known to be out of reach (:attr:`Machine.server_reachable`), the
+injected ``offline`` judge answers instead, and the session records
+``decided_by = "cache"``.
 """
 
 import uuid
@@ -71,12 +77,22 @@ _SIGNALS = {
 
 @dataclass(slots=True)
 class _Pending:
-    request_id: str
-    badge: str
+    request: AccessRequest
     deadline: float
-    supervisor_badge: str | None = None
     handover_of: str | None = None
     """The trainer's session this request may take over; None for a tap on a locked machine."""
+
+    @property
+    def badge(self) -> str:
+        return self.request.badge
+
+    @property
+    def supervisor_badge(self) -> str | None:
+        return self.request.supervisor_badge
+
+
+OfflineJudge = Callable[[AccessRequest, int], AccessReply]
+"""Answers a request without the server: (request, now_wall_ms) -> reply."""
 
 
 def _new_id() -> str:
@@ -86,10 +102,21 @@ def _new_id() -> str:
 class Machine:
     """The interlock of machine ``machine_id``. Starts locked and powered off."""
 
-    def __init__(self, machine_id: str, rules: MachineRules, *, new_id: Callable[[], str] = _new_id) -> None:
+    def __init__(
+        self,
+        machine_id: str,
+        rules: MachineRules,
+        *,
+        new_id: Callable[[], str] = _new_id,
+        offline: OfflineJudge | None = None,
+    ) -> None:
         self.machine_id = machine_id
         self.rules = rules
         self._new_id = new_id
+        self._offline = offline
+        self.server_reachable = True
+        """Set by the gateway: False while the broker link is down or the server has stopped
+        answering; taps are then decided by the offline judge at once."""
         self._state = Locked
         self._pending: _Pending | None = None
         self._session: Session | None = None
@@ -97,6 +124,7 @@ class Machine:
         self._below_since: float | None = None  # current below idle_below_a since (running)
         self._idle_since = 0.0
         self._end_when_idle: EndReason | None = None  # a lock or badge-out waiting for idleness
+        self._end_asked_at = 0.0  # when _end_when_idle was set, for the hard limit
         self._display_until: float | None = None  # a refusal (or a certification) is shown until then
         self._now = float("-inf")
         self.supervision = Supervision(
@@ -205,8 +233,15 @@ class Machine:
         """The server's decision. Only the answer to the pending request counts."""
         now, actions = self._timers(now_mono, now_wall_ms)
         pending = self._pending
-        if pending is None or reply.request_id != pending.request_id:
-            return actions  # late (after a timeout), duplicate or foreign: harmless
+        if pending is None or reply.request_id != pending.request.request_id:
+            return actions  # late (after a timeout or an offline decision), duplicate or foreign: harmless
+        return actions + self._decided(pending, reply, DecidedBy.SERVER, now, now_wall_ms)
+
+    def _decided(
+        self, pending: _Pending, reply: AccessReply, by: DecidedBy, now: float, now_wall_ms: int
+    ) -> list[Action]:
+        """Carry out the answer to ``pending``, the server's or the offline judge's."""
+        actions: list[Action] = []
         self._pending = None
         if not reply.granted:
             self.supervision.refused(pending.badge, pending.supervisor_badge, reply.reason, now)
@@ -222,9 +257,15 @@ class Machine:
             self.supervision.trainer_granted(pending.badge, now)
         if pending.handover_of is None:
             return actions + self._open_session(
-                pending.badge, reply.member_id, reply.supervisor_id, now, now_wall_ms, limit=reply.max_minutes
+                pending.badge,
+                reply.member_id,
+                reply.supervisor_id,
+                now,
+                now_wall_ms,
+                limit=reply.max_minutes,
+                decided_by=by,
             )
-        return actions + self._hand_over(pending.badge, reply, now, now_wall_ms)
+        return actions + self._hand_over(pending.badge, reply, by, now, now_wall_ms)
 
     def certify_reply(self, reply: CertifyReply, now_mono: float, now_wall_ms: int) -> list[Action]:
         """The server's answer to a certification at the machine. Only the pending one counts."""
@@ -288,7 +329,9 @@ class Machine:
         now, actions = self._timers(now_mono, now_wall_ms)
         if self._state in (Locked, Authorising):
             self._pending = None
-            actions += self._open_session(None, None, None, now, now_wall_ms, limit=None)
+            actions += self._open_session(
+                None, None, None, now, now_wall_ms, limit=None, decided_by=DecidedBy.SERVER
+            )
         else:
             self._end_when_idle = None  # the server wants it powered: forget a deferred lock
         return actions
@@ -311,6 +354,17 @@ class Machine:
             actions += [SwitchOff(), Show(Signal.LOCKED), PublishState(self.snapshot(now_wall_ms))]
         return actions
 
+    def checkpoint(self, now_mono: float, now_wall_ms: int) -> SessionEvent | None:
+        """The open session's books as they would close if the gateway died now, or None.
+
+        The gateway journals this every few seconds; a gateway restarted after a crash
+        ends the session with the last one (:meth:`controller.journal.Journal.recover`).
+        """
+        if self._session is None:
+            return None
+        now = self._clock(now_mono)
+        return self._event(EventKind.SESSION_ENDED, now, now_wall_ms, EndReason.GATEWAY_RESTART)
+
     # Rules.
 
     def _clock(self, now_mono: float) -> float:
@@ -322,26 +376,47 @@ class Machine:
         now = self._clock(now_mono)
         actions: list[Action] = []
         if self._pending is not None and now >= self._pending.deadline:
-            # No answer in time. Offline allowlists will decide here; until then, refuse.
-            handover = self._pending.handover_of is not None
-            self._pending = None
-            actions += self._deny(Reason.SERVER_UNREACHABLE, now)
-            if not handover:
-                self._state = Locked
-                actions.append(PublishState(self.snapshot(now_wall_ms)))
+            actions += self._without_server(self._pending, now, now_wall_ms)
         if self.supervision.expire(now, now_wall_ms) is not None:
             actions += self._deny(Reason.SERVER_UNREACHABLE, now)
         if self._display_until is not None and now >= self._display_until:
             self._display_until = None
             actions.append(Show(_SIGNALS[self._state]))
         if self._session is not None and self._end_when_idle is None and self._session.limit_reached(now):
-            self._end_when_idle = EndReason.PREPAID_LIMIT  # ends below, or once the machine is idle
+            self._defer_end(EndReason.PREPAID_LIMIT, now)  # ends below, or once the machine is idle
+        hard_limit = self.rules.hard_limit_s
+        if (
+            self._end_when_idle is not None
+            and hard_limit is not None
+            and self._session is not None
+            and now - self._end_asked_at >= hard_limit
+        ):
+            # Waited long enough for idleness on a machine that must not run on unattended.
+            if self._state is Running:
+                self._session.stop_running(now)
+            actions += self._end_session(EndReason.HARD_LIMIT, now, now_wall_ms)
         if self._state is Unlocked and self._above_since is None:
             if self._end_when_idle is not None:
                 actions += self._end_session(self._end_when_idle, now, now_wall_ms)
             elif now - self._idle_since >= self.rules.idle_timeout_s:
                 actions += self._end_session(EndReason.IDLE_TIMEOUT, now, now_wall_ms)
         return now, actions
+
+    def _without_server(self, pending: _Pending, now: float, wall: int) -> list[Action]:
+        """No answer from the server: the offline judge decides, or the tap is refused."""
+        if self._offline is not None:
+            return self._decided(pending, self._offline(pending.request, wall), DecidedBy.CACHE, now, wall)
+        self._pending = None
+        actions = self._deny(Reason.SERVER_UNREACHABLE, now)
+        if pending.handover_of is None:
+            self._state = Locked
+            actions.append(PublishState(self.snapshot(wall)))
+        return actions
+
+    def _defer_end(self, reason: EndReason, now: float) -> None:
+        if self._end_when_idle is None:
+            self._end_when_idle = reason
+            self._end_asked_at = now
 
     def _hands_over(self, session: Session, uid: str, now: float) -> bool:
         """May ``uid``, tapped during ``session``, be asked about as the trainer's trainee?"""
@@ -365,8 +440,12 @@ class Machine:
             expires_at_ms=wall + round(self.rules.request_timeout_s * 1000),
             supervisor_badge=supervisor,
         )
-        deadline = now + self.rules.request_timeout_s
-        self._pending = _Pending(request.request_id, uid, deadline, supervisor, handover_of)
+        pending = self._pending = _Pending(request, now + self.rules.request_timeout_s, handover_of)
+        if not self.server_reachable and self._offline is not None:
+            # Known to be out of reach: no point waiting for the timeout.
+            if handover_of is None:
+                self._state = Authorising
+            return self._without_server(pending, now, wall)
         if handover_of is not None:
             # The trainer's session stays as it is (state, power) while the server decides.
             self._display_until = None
@@ -427,23 +506,26 @@ class Machine:
         wall: int,
         *,
         limit: int | None,
+        decided_by: DecidedBy,
     ) -> list[Action]:
         self._start_session(badge, member, supervisor, now, limit)
         # Power first: the member is waiting at the machine.
         return [
             SwitchOn(),
             *self._settle(wall),
-            Emit(self._event(EventKind.SESSION_STARTED, now, wall, decided_by=DecidedBy.SERVER)),
+            Emit(self._event(EventKind.SESSION_STARTED, now, wall, decided_by=decided_by)),
         ]
 
-    def _hand_over(self, badge: str, reply: AccessReply, now: float, wall: int) -> list[Action]:
+    def _hand_over(
+        self, badge: str, reply: AccessReply, by: DecidedBy, now: float, wall: int
+    ) -> list[Action]:
         """The trainer's session ends and the member's begins, on a machine that stays powered."""
         ended = self._event(EventKind.SESSION_ENDED, now, wall, EndReason.HANDOVER)
         self._start_session(badge, reply.member_id, reply.supervisor_id, now, reply.max_minutes)
         return [
             Emit(ended),
             *self._settle(wall),
-            Emit(self._event(EventKind.SESSION_STARTED, now, wall, decided_by=DecidedBy.SERVER)),
+            Emit(self._event(EventKind.SESSION_STARTED, now, wall, decided_by=by)),
         ]
 
     def _start_running(self, since: float, now: float, wall: int) -> list[Action]:
@@ -467,7 +549,7 @@ class Machine:
         # Never cut power to a machine drawing current (a seam, a print): wait for idle.
         if self._state is Unlocked and self._above_since is None:
             return self._end_session(reason, now, wall)
-        self._end_when_idle = self._end_when_idle or reason
+        self._defer_end(reason, now)
         return []
 
     def _end_session(self, reason: EndReason, now: float, wall: int) -> list[Action]:

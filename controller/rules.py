@@ -26,3 +26,5 @@ class MachineRules:
     """Applied to every raw current reading before the thresholds."""
     supply: Supply | None = None
     """The machine's voltage and power factor, when known: sessions then meter energy."""
+    hard_limit_s: float | None = None
+    """The longest a lock, timeout or lockout waits for the machine to be idle; None: no limit."""

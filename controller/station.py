@@ -44,6 +44,7 @@ def rules_for(machine: MachineSection, request_timeout_ms: int) -> MachineRules:
         certify_level=machine.certify_level,
         calibration=Calibration(scale=current.scale, offset_a=current.offset_a),
         supply=None if current.voltage_v is None else Supply(current.voltage_v, current.power_factor),
+        hard_limit_s=machine.hard_limit_s,
     )
 
 

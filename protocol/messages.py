@@ -254,10 +254,13 @@ def encode(message: Message) -> bytes:
     return message.model_dump_json(exclude_none=True).encode()
 
 
-def decode(model: type[M], payload: bytes | bytearray) -> M:
-    """Parse ``payload`` as ``model``, or raise :class:`BadPayload` saying why."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise BadPayload(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
+def decode(model: type[M], payload: bytes | bytearray, *, limit: int = MAX_PAYLOAD_BYTES) -> M:
+    """Parse ``payload`` as ``model``, or raise :class:`BadPayload` saying why.
+
+    ``limit`` is the largest payload accepted; only the allowlist channel raises it.
+    """
+    if len(payload) > limit:
+        raise BadPayload(f"payload of {len(payload)} bytes is over {limit}")
     try:
         return model.model_validate_json(payload)
     except ValidationError as error:

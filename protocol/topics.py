@@ -27,6 +27,7 @@ class Channel(StrEnum):
     TELEMETRY = "telemetry"  # gateway -> server, QoS 0
     CERTIFY_REQUEST = "certify/request"  # gateway -> server, QoS 1: a trainer certifies at the machine
     CERTIFY_REPLY = "certify/reply"  # server -> gateway, QoS 1
+    ALLOWLIST = "allowlist"  # server -> gateway, retained, QoS 1: the signed snapshot for offline decisions
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +103,11 @@ QOS: dict[Channel, int] = {
     Channel.TELEMETRY: 0,
     Channel.CERTIFY_REQUEST: 1,
     Channel.CERTIFY_REPLY: 1,
+    Channel.ALLOWLIST: 1,
 }
 """Decisions, usage and commands at least once; telemetry at most once."""
 
-RETAINED: frozenset[Channel] = frozenset({Channel.STATUS, Channel.MACHINE_STATE})
-"""Only states are retained; requests, events and commands never are."""
+RETAINED: frozenset[Channel] = frozenset({Channel.STATUS, Channel.MACHINE_STATE, Channel.ALLOWLIST})
+"""Only states are retained (and the allowlist, a state of the server's, so that a gateway
+that connects while the server is down still gets the latest); requests, events and
+commands never are."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 
 from controller.actions import Action, Emit, SendCertify, SendRequest, SessionEvent, Show
-from controller.machine import Machine, MachineRules
+from controller.machine import Machine, MachineRules, OfflineJudge
 from protocol.messages import (
     AccessReply,
     AccessRequest,
@@ -44,9 +44,9 @@ def wall(t: float) -> int:
 class Bench:
     """A machine and the time it lives at; every input is given at ``self.t``."""
 
-    def __init__(self, rules: MachineRules = RULES) -> None:
+    def __init__(self, rules: MachineRules = RULES, *, offline: OfflineJudge | None = None) -> None:
         numbers = itertools.count(1)
-        self.machine = Machine("sew-1", rules, new_id=lambda: f"id-{next(numbers)}")
+        self.machine = Machine("sew-1", rules, new_id=lambda: f"id-{next(numbers)}", offline=offline)
         self.t = 100.0
         self.last_request_id = "none-yet"
         self.requests: list[AccessRequest] = []

@@ -247,10 +247,12 @@ class Responder:
         with self._changed:
             return self._changed.wait_for(lambda: predicate(self.seen), timeout)
 
-    def send(self, gateway: str, channel: Channel, payload: bytes | Message) -> None:
+    def send(self, gateway: str, channel: Channel, payload: bytes | Message, *, retain: bool = False) -> None:
         """Publish to a gateway, as the server would (or as a broken peer would)."""
         data = payload if isinstance(payload, bytes) else encode(payload)
-        self._client.publish(topic(self.site, gateway, channel), data, qos=1).wait_for_publish(5)
+        self._client.publish(topic(self.site, gateway, channel), data, qos=1, retain=retain).wait_for_publish(
+            5
+        )
 
     def close(self) -> None:
         self._client.disconnect()

@@ -38,6 +38,7 @@ class Recorder:
         self.certify_replies: list[CertifyReply] = []
         self.acks: list[EventAck] = []
         self.commands: list[Command] = []
+        self.allowlists: list[bytes] = []
 
     def on_connected(self) -> None:
         with self.changed:
@@ -62,6 +63,11 @@ class Recorder:
     def on_command(self, command: Command) -> None:
         with self.changed:
             self.commands.append(command)
+            self.changed.notify_all()
+
+    def on_allowlist(self, payload: bytes) -> None:
+        with self.changed:
+            self.allowlists.append(payload)
             self.changed.notify_all()
 
     def wait_for(self, predicate: Callable[[], object], timeout: float = 10.0) -> bool:

@@ -89,6 +89,7 @@ def test_the_channel_suffixes_are_those_of_the_contract() -> None:
         "telemetry",
         "certify/request",
         "certify/reply",
+        "allowlist",
     }
 
 
@@ -216,6 +217,6 @@ def test_qos_is_defined_for_every_channel_and_only_telemetry_is_at_most_once() -
     assert all(q == 1 for c, q in QOS.items() if c is not Channel.TELEMETRY)
 
 
-def test_only_states_are_retained() -> None:
-    assert frozenset({Channel.STATUS, Channel.MACHINE_STATE}) == RETAINED
+def test_only_states_and_the_allowlist_are_retained() -> None:
+    assert frozenset({Channel.STATUS, Channel.MACHINE_STATE, Channel.ALLOWLIST}) == RETAINED
     assert Channel.COMMAND not in RETAINED
