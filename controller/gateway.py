@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 COMPACT_EVERY_S = 60.0
 ACK_GRACE_S = 1.0
 """How long a clean stop waits for the server to acknowledge the last events."""
+RESEND_BATCH = 500
+"""At most this many unacknowledged events are published again at each backlog check."""
 BACKLOG_STATUS_EVERY_S = 10.0
 """A changed non-zero backlog is published (in the retained status) at most this often;
 a backlog back to zero at once. Events acknowledged promptly publish nothing."""
@@ -500,6 +502,20 @@ class Gateway:
         self._backlog_at_check = backlog
         if backlog != self._reported_backlog and (backlog == 0 or stuck):
             self._report_backlog()
+        if stuck and backlog and self._live and self.link.connected:
+            self._resend()
+
+    def _resend(self) -> None:
+        """Publish again the oldest events still unacknowledged after a whole check interval.
+
+        The broker link stayed up, but the server may have lost what was sent meanwhile (it
+        was down, or its connection was): without this, those events would wait for the
+        gateway's next reconnection, which may be days away. The server applies each once.
+        """
+        pending = self.journal.unacked(limit=RESEND_BATCH)
+        sent = sum(1 for event in pending if self.link.publish_event(event))
+        if sent:
+            log.info("published again %d unacknowledged events (from seq %d)", sent, pending[0].seq)
 
     def _report_backlog(self) -> None:
         """Publish the retained ``online`` status with the backlog as it is now."""

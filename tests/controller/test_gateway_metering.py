@@ -154,6 +154,23 @@ def test_a_lasting_backlog_is_published_in_the_status_and_so_is_its_end(
     assert retained.backlog == 0
 
 
+def test_an_event_still_unacknowledged_a_check_later_is_published_again(
+    gateway: Gateway, responder: Responder, clock: ManualClock
+) -> None:
+    # The server lost it (it was down, the broker link of the gateway stayed up): sent again.
+    responder.ack_events = False
+    sewing = gateway.machines["sew-1"]
+    sewing.tap(MEMBER_BADGE)
+    assert responder.wait_for(lambda seen: len(seen.events) == 1)
+    at(gateway, sewing, 100 + BACKLOG_STATUS_EVERY_S, clock)
+    assert len(responder.seen.events) == 1, "a passing backlog is not sent again"
+    responder.ack_events = True
+    at(gateway, sewing, 100 + 2 * BACKLOG_STATUS_EVERY_S, clock)
+    assert responder.wait_for(lambda seen: len(seen.events) == 2)
+    assert [e.seq for e in responder.seen.events] == [1, 1]
+    assert gateway.wait_for(lambda: gateway.journal.backlog() == 0, 5)
+
+
 def test_events_acknowledged_promptly_publish_no_status(
     gateway: Gateway, responder: Responder, clock: ManualClock
 ) -> None:
