@@ -35,6 +35,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 # gateway installed without the `server` extra still runs `atelier gateway`.
 _PACKAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("server.cli", ("fastapi", "sqlalchemy", "alembic")),
+    ("server.broker_config", ()),  # runs on a broker host without the server extra
     ("server.billing.cli", ("sqlalchemy", "alembic", "sepaxml", "fpdf")),
     ("server.reports.cli", ("sqlalchemy", "alembic")),
     ("controller.cli", ("gpiozero",)),

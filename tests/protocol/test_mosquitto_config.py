@@ -8,9 +8,20 @@ from collections.abc import Iterator
 
 import paho.mqtt.client as paho
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from protocol.allowlist import (
+    MAX_ALLOWLIST_BYTES,
+    Allowlist,
+    AllowlistEntry,
+    AllowlistGrant,
+    AllowlistMachine,
+    receive,
+    sign,
+)
 from protocol.messages import (
     MAX_PAYLOAD_BYTES,
+    CertificationLevel,
     GatewayState,
     GatewayStatus,
     Message,
@@ -48,12 +59,21 @@ def test_the_shipped_configuration_makes_the_choices_the_contract_needs() -> Non
     assert "per_listener_settings" not in config, "authentication must cover every listener"
 
 
-def test_max_packet_size_leaves_room_for_the_largest_payload_on_the_longest_topic() -> None:
-    longest = topic("s" * 64, "g" * 64, Channel.MACHINE_STATE, "m" * 64)
+def _largest_publish(topic_: str, payload_bytes: int) -> int:
     # fixed header (1 + up to 4 length bytes) + topic length + topic + packet id + payload
-    largest_publish = 5 + 2 + len(longest) + 2 + MAX_PAYLOAD_BYTES
+    return 5 + 2 + len(topic_) + 2 + payload_bytes
+
+
+def test_max_packet_size_leaves_room_for_the_largest_allowlist_on_the_longest_topic() -> None:
     max_packet_size = int(directives(CONFIG.read_text())["max_packet_size"][0])
-    assert largest_publish <= max_packet_size <= 4 * MAX_PAYLOAD_BYTES
+    longest_machine_state = topic("s" * 64, "g" * 64, Channel.MACHINE_STATE, "m" * 64)
+    assert _largest_publish(longest_machine_state, MAX_PAYLOAD_BYTES) <= max_packet_size
+    # A gateway decodes a signed allowlist of up to MAX_ALLOWLIST_BYTES + 1024 (protocol.allowlist.receive).
+    longest_allowlist = topic("s" * 64, "g" * 64, Channel.ALLOWLIST)
+    largest = _largest_publish(longest_allowlist, MAX_ALLOWLIST_BYTES + 1024)
+    assert largest + 64 * 1024 <= max_packet_size <= 2 * MAX_ALLOWLIST_BYTES, (
+        "fits, with headroom, and no more"
+    )
 
 
 def test_the_tls_listener_is_shipped_commented_with_its_certificate_paths() -> None:
@@ -222,6 +242,50 @@ def test_the_largest_payload_on_the_longest_topic_goes_through(server: Peer) -> 
     server.publish(longest, payload)
     assert server.expect().payload == payload
     server.publish(longest, b"", retain=True)  # clear the retained message
+
+
+def _signed_allowlist(
+    site: str, gateway: str, size: int
+) -> tuple[bytes, Allowlist, dict[str, Ed25519PublicKey]]:
+    """A real signed allowlist whose payload is at least ``size`` bytes, and the key that verifies it."""
+    key = Ed25519PrivateKey.generate()
+    grant = AllowlistGrant(machine="brother-s7200", level=CertificationLevel.AUTONOMOUS, until_ms=T0 + 10**9)
+    entries = [
+        AllowlistEntry(badge=f"{n:014X}", member_id=n, member_name=f"Member number {n:06d}", grants=[grant])
+        for n in range(1, size // 150 + 2)
+    ]
+    allowlist = Allowlist(
+        site=site,
+        gateway=gateway,
+        version=1,
+        issued_at_ms=T0,
+        expires_at_ms=T0 + 7 * 86_400_000,
+        machines=[AllowlistMachine(machine="brother-s7200")],
+        entries=entries,
+    )
+    payload = encode(sign(allowlist, key, "site-1"))
+    assert size <= len(payload) <= MAX_ALLOWLIST_BYTES
+    return payload, allowlist, {"site-1": key.public_key()}
+
+
+def test_a_one_mib_signed_allowlist_reaches_its_gateway_which_cannot_overwrite_it(
+    shipped: ShippedBroker, server: Peer, site_id: str
+) -> None:
+    allowlist_topic = topic(site_id, "gw-1", Channel.ALLOWLIST)
+    payload, allowlist, keys = _signed_allowlist(site_id, "gw-1", 1024 * 1024)
+    server.publish(allowlist_topic, payload, QOS[Channel.ALLOWLIST], retain=True)
+    try:
+        with Peer(shipped.url("gw-1"), "gw-1") as gateway:
+            assert not gateway.connect().is_failure
+            # Acknowledged, then dropped by the ACL: gateways only read their allowlist.
+            gateway.publish(allowlist_topic, b"forged", QOS[Channel.ALLOWLIST], retain=True)
+            gateway.subscribe(allowlist_topic, QOS[Channel.ALLOWLIST])
+            message = gateway.expect()
+        assert message.retain
+        assert len(message.payload) == len(payload)
+        assert receive(message.payload, keys) == allowlist
+    finally:
+        server.publish(allowlist_topic, b"", retain=True)
 
 
 def test_a_packet_over_max_packet_size_disconnects_its_sender(shipped: ShippedBroker, site_id: str) -> None:

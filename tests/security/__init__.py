@@ -1,0 +1,1 @@
+"""Security: who may reach what, proven against real services."""
