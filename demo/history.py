@@ -25,14 +25,25 @@ from sqlalchemy.orm import Session
 from stdnum import iban as stdnum_iban
 
 from demo.workshop import GATEWAYS, MEMBERS, DemoMachine, DemoMember
-from server.billing.books import add_mandate
+from server.billing.books import (
+    PaymentKind,
+    add_mandate,
+    export_sepa,
+    outstanding,
+    record_payment,
+    record_sepa_collected,
+)
+from server.billing.consumables import add_consumable, record_sale
 from server.billing.invoices import PayerKind
+from server.billing.money import Rate
 from server.billing.monthly import close_month
 from server.billing.periods import WORKSHOP_TZ, Period, workshop_day
 from server.billing.store import add_price_version, insert_rows
 from server.db import make_engine, make_session_factory
 from server.models import (
     BillingSettings,
+    DirectDebitRow,
+    InvoiceRow,
     Machine,
     Member,
     MemberPlan,
@@ -40,6 +51,7 @@ from server.models import (
     PlanMinutes,
     PlanRow,
     PriceList,
+    SepaFile,
     UsageSession,
 )
 from server.models.certification import CertificationLevel
@@ -64,6 +76,14 @@ PLAN_MEMBER = "Amina Diallo"
 NO_MANDATE = ("Lucas Martin", "Chloé Bernard", "Sofia Rossi", ORGANISATION_PAYS_FOR)
 SEED = 2026
 
+# Sold at the end of a session: (code, name, unit, price per unit, the machine classes, how often).
+CONSUMABLES = (
+    ("pla-filament", "Filament PLA", "g", Rate(3), ("fdm-printer",), 0.7),
+    ("thread-cone", "Cône de fil polyester 5000 m", "piece", Rate(350), ("industrial-sewing", "overlocker"), 0.12),
+)  # fmt: skip
+# The days after a month's end its books move on: invoiced, collected, paid by transfer.
+CLOSED_ON, COLLECTION_ON, COLLECTED_ON, TRANSFER_ON, REJECTED_ON = 2, 10, 12, 20, 15
+
 
 @dataclass(frozen=True)
 class History:
@@ -72,6 +92,9 @@ class History:
     sessions: int
     closed: tuple[Period, ...]
     open_month: Period | None  # the last full month, left for the treasurer to close
+    sales: int = 0  # consumables sold at the machines
+    sepa_files: tuple[str, ...] = ()  # the message ids of the closed months' collected batches
+    rejected: str | None = None  # the invoice whose direct debit came back rejected: due again
 
 
 def last_full_month(today: date) -> Period:
@@ -98,14 +121,14 @@ def seed_history(database_url: str, months: int, *, today: date | None = None) -
             if db.scalar(sa.select(sa.func.count()).select_from(BillingSettings)):
                 return History(False, periods, 0, (), None)
             _billing(db, periods[0].first_day)
-            count = _sessions(db, periods)
-            closed = []
-            for period in periods[:-1]:
-                # Closed on the 2nd of the next month, as the treasurer would have.
-                close_month(db, period, period.next().first_day + timedelta(days=1))
-                closed.append(period)
+            sessions = _sessions(db, periods)
+            sales = _sales(db, sessions, datetime.combine(today, time(), WORKSHOP_TZ))
+            files = [_close_and_collect(db, period) for period in periods[:-1]]
+            rejected = _reject_one_debit(db, periods[-2], files[-1]) if files else None
             db.commit()
-            return History(True, periods, count, tuple(closed), periods[-1])
+            return History(
+                True, periods, len(sessions), periods[:-1], periods[-1], sales, tuple(files), rejected
+            )
     finally:
         engine.dispose()
 
@@ -192,7 +215,7 @@ def _usable(person: DemoMember, machine: DemoMachine) -> bool:
     return all(skill in person.skills for skill in machine.skills)
 
 
-def _sessions(db: Session, periods: tuple[Period, ...]) -> int:
+def _sessions(db: Session, periods: tuple[Period, ...]) -> list[dict[str, Any]]:
     rng = random.Random(SEED)
     members = _member_ids(db)
     machines = {
@@ -246,7 +269,69 @@ def _sessions(db: Session, periods: tuple[Period, ...]) -> int:
                 )
         week += timedelta(days=7)
     insert_rows(db, UsageSession, rows)
-    return len(rows)
+    return rows
+
+
+def _sales(db: Session, sessions: list[dict[str, Any]], now: datetime) -> int:
+    """Filament or thread sold at the end of some sessions, recorded as the machine would."""
+    rng = random.Random(SEED + 1)  # apart from the sessions' draws, which stay as they were
+    slugs = {machine_id: slug for slug, machine_id in db.execute(sa.select(Machine.slug, Machine.id))}
+    classes = {m.id: m.machine_class for g in GATEWAYS for m in g.machines}
+    for code, name, unit, price, _, _ in CONSUMABLES:
+        add_consumable(db, code, name, unit, price, vat_rate_bp=0, now=now)
+    count = 0
+    for session in sessions:
+        slug = slugs[session["machine_id"]]
+        for code, _, unit, _, sold_for, often in CONSUMABLES:
+            if classes[slug] in sold_for and rng.random() < often:
+                count += 1
+                record_sale(
+                    db, consumable=code, quantity=rng.randint(8, 160) if unit == "g" else 1,
+                    sold_at=session["ended_at"], member_id=session["member_id"], machine=slug,
+                    sale_id=f"history-sale-{count:05d}", now=now,
+                )  # fmt: skip
+    return count
+
+
+def _close_and_collect(db: Session, period: Period) -> str:
+    """Close ``period``, collect its SEPA batch and the transfers: its books as a treasurer keeps them."""
+    last = period.last_day
+    closed_on = last + timedelta(days=CLOSED_ON)
+    close_month(db, period, closed_on)
+    created = datetime.combine(closed_on, time(9), WORKSHOP_TZ)
+    message_id, _, _ = export_sepa(db, period, last + timedelta(days=COLLECTION_ON), created)
+    record_sepa_collected(db, message_id, last + timedelta(days=COLLECTED_ON))
+    due = {o.number: o.due_cents for o in outstanding(db)}
+    numbers = db.scalars(
+        sa.select(InvoiceRow.number).where(InvoiceRow.period == str(period)).order_by(InvoiceRow.id)
+    ).all()
+    for number in numbers:
+        if due.get(number, 0) > 0:  # no mandate: paid by transfer
+            record_payment(
+                db, kind=PaymentKind.TRANSFER, amount_cents=due[number], on=last + timedelta(days=TRANSFER_ON),
+                reference=f"VIR-{number}", invoice=number,
+            )  # fmt: skip
+    return message_id
+
+
+def _reject_one_debit(db: Session, period: Period, message_id: str) -> str | None:
+    """The file's first direct debit from a member comes back rejected: their invoice is due again."""
+    found = db.execute(
+        sa.select(InvoiceRow.number, DirectDebitRow.amount_cents)
+        .join(DirectDebitRow, DirectDebitRow.invoice_id == InvoiceRow.id)
+        .join(SepaFile, SepaFile.id == DirectDebitRow.sepa_file_id)
+        .where(SepaFile.message_id == message_id, InvoiceRow.payer_kind == str(PayerKind.MEMBER))
+        .order_by(DirectDebitRow.id)
+        .limit(1)
+    ).first()
+    if found is None:
+        return None
+    number, amount = found
+    record_payment(
+        db, kind=PaymentKind.REJECTED, amount_cents=amount, on=period.last_day + timedelta(days=REJECTED_ON),
+        reference=f"REJ-{number}", invoice=number,
+    )  # fmt: skip
+    return str(number)
 
 
 def describe(history: History) -> list[str]:
@@ -255,19 +340,36 @@ def describe(history: History) -> list[str]:
         return ["Billing history: the database has billing settings already, nothing added."]
     first, last = history.months[0], history.months[-1]
     closed = f"{history.closed[0]} to {history.closed[-1]} closed" if history.closed else "none closed"
-    return [
-        f"Billing history: {history.sessions} usage sessions from {first} to {last} "
-        f"({closed}; {history.open_month} left open), prices, a plan, an organisation, SEPA mandates."
+    lines = [
+        f"Billing history: {history.sessions} usage sessions and {history.sales} consumables sold "
+        f"from {first} to {last} ({closed}; {history.open_month} left open), prices, a plan, "
+        "an organisation, SEPA mandates."
     ]
+    if history.sepa_files:
+        rejected = (
+            f"; the direct debit of {history.rejected} was rejected: due again" if history.rejected else ""
+        )
+        lines.append(
+            f"Closed months collected: SEPA files {', '.join(history.sepa_files)} recorded as paid, "
+            f"transfers from members without a mandate{rejected}."
+        )
+    return lines
 
 
 def treasurer_commands(database_url: str, history: History, today: date) -> list[str]:
     """The commands that close the last full month and export it, on this database."""
     period = history.open_month or last_full_month(today)
     env = f"ATELIER_DATABASE_URL={database_url}"
-    return [
+    commands = [
         f"{env} atelier billing close --period {period}",
         f"{env} atelier export sepa --period {period} --out sepa-{period}.xml",
+    ]
+    if history.created:
+        # Once the bank has collected it; the message id numbers every file made so far.
+        message_id = f"ATELIER-{period}-{len(history.sepa_files) + 1:03d}"
+        commands.append(f"{env} atelier billing pay --sepa-file {message_id}")
+    return [
+        *commands,
         f"{env} atelier export fec --period {period} --out .",
         f"{env} atelier billing outstanding",
     ]

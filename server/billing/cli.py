@@ -1,5 +1,8 @@
 """``atelier billing ...`` and ``atelier export ...``: the treasurer's commands (wired into cli/main.py).
 
+Prices, plans, organisations, partners, consumables and sales are set by the commands of
+:mod:`server.billing.catalogue_cli`, registered here under ``atelier billing`` too.
+
 Every command works on the database of ``ATELIER_DATABASE_URL`` (migrated first), does
 its checks before writing anything, and commits once: a refused step prints one line
 saying why, exits 1 and changes nothing.
@@ -14,6 +17,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from server.billing.catalogue_cli import add_catalogue_commands
 from server.cli import _database
 
 if TYPE_CHECKING:
@@ -287,6 +291,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     pdf.set_defaults(func=_refusing(_pdf))
 
     _add_setup_commands(commands)
+    add_catalogue_commands(commands, _refusing)
     _add_export_commands(subparsers)
 
 

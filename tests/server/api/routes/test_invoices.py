@@ -33,6 +33,8 @@ def test_invoices_and_balances(client: TestClient, settings: Settings) -> None:
     invoices = every.json()
     assert {i["period"] for i in invoices} == {"2026-02", "2026-03"}
     assert [i["number"] for i in invoices] == sorted(i["number"] for i in invoices)
+    february = client.get("/api/v1/invoices", params={"period": "2026-02"}).json()
+    assert [i["due_cents"] > 0 for i in february].count(True) == 1  # its rejected direct debit
     march = client.get("/api/v1/invoices", params={"period": "2026-03"}).json()
     assert march
     assert all(i["period"] == "2026-03" for i in march)
@@ -66,6 +68,7 @@ def test_invoices_and_balances(client: TestClient, settings: Settings) -> None:
     balances = client.get("/api/v1/balances").json()
     owed = {(b["payer_kind"], b["payer_id"]): b["balance_cents"] for b in balances}
     for kind, payer in {(i["payer_kind"], i["payer_id"]) for i in invoices}:
-        total = sum(i["total_cents"] for i in invoices if (i["payer_kind"], i["payer_id"]) == (kind, payer))
-        assert owed[(kind, payer)] == total
+        # February is collected (one debit rejected: due again); March is not paid yet.
+        due = sum(i["due_cents"] for i in invoices if (i["payer_kind"], i["payer_id"]) == (kind, payer))
+        assert owed[(kind, payer)] == due
     assert all(b["account"][0] in "MO" for b in balances)
