@@ -66,7 +66,7 @@ def _refusing(action: Callable[[Session, argparse.Namespace], int]) -> Command:
                     raise
                 db.commit()
                 return code
-        except (BillingError, WorkshopError, OSError) as error:
+        except (BillingError, WorkshopError, OSError, argparse.ArgumentTypeError) as error:
             print(f"atelier: {error}", file=sys.stderr)
             return 1
 

@@ -271,3 +271,7 @@ def test_consumables_and_sales(run: Run, refuse: Callable[..., str], books: Book
         "2026-03-15",
     )
     assert db.get(Member, w.alice) is not None
+
+
+def test_a_payment_without_an_amount_is_refused_in_one_line(refuse: Callable[..., str]) -> None:
+    assert "--amount" in refuse("billing", "pay", "--kind", "transfer", "--member", "1")
