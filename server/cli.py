@@ -1,10 +1,11 @@
-"""The ``atelier server``, ``db``, ``training``, ``token`` and ``member`` commands (wired into cli/main.py)."""
+"""The ``atelier server``, ``db``, ``training``, ``token``, ``member`` and ``keys`` commands (wired into cli/main.py)."""
 
 import argparse
 import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from server.settings import Settings
@@ -157,6 +158,84 @@ def _on_off(value: str) -> bool:
     return value == "on"
 
 
+def _keys_failing(action: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Report a key that cannot be made or read as one line and exit code 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        from server.signing import SigningKeyError  # noqa: PLC0415
+
+        try:
+            return action(args)
+        except SigningKeyError as error:
+            print(f"atelier: {error}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def _gateway_config_hint(key_id: str, public: str) -> str:
+    return f'in each gateway\'s configuration: [gateway] allowlist_keys = {{ "{key_id}" = "{public}" }}'
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from protocol.allowlist import public_key_text  # noqa: PLC0415
+    from server.signing import create_key_file  # noqa: PLC0415
+
+    key = create_key_file(args.out)
+    public = public_key_text(key.public_key())
+    key_id = Settings().signing_key_id
+    print(
+        f"signing key written to {args.out} (mode 600). Give it to the server with "
+        f"ATELIER_SIGNING_KEY_FILE={args.out.resolve()} (key id ATELIER_SIGNING_KEY_ID, now {key_id!r}); "
+        f"its public key, below, goes {_gateway_config_hint(key_id, public)}",
+        file=sys.stderr,
+    )
+    print(public)
+    return 0
+
+
+def _keys_public(args: argparse.Namespace) -> int:
+    from protocol.allowlist import public_key_text  # noqa: PLC0415
+    from server.signing import load_private_key  # noqa: PLC0415
+
+    settings = Settings()
+    path: Path | None = args.key or settings.signing_key_file
+    if path is None:
+        print("atelier: no key: give --key FILE or set ATELIER_SIGNING_KEY_FILE", file=sys.stderr)
+        return 2
+    public = public_key_text(load_private_key(path).public_key())
+    print(_gateway_config_hint(settings.signing_key_id, public), file=sys.stderr)
+    print(public)
+    return 0
+
+
+def _add_keys_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    keys = subparsers.add_parser(
+        "keys",
+        help="the site's signing key: the server signs each gateway's offline allowlist with it",
+    )
+    commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    create = commands.add_parser(
+        "create",
+        help="make a new Ed25519 signing key (PEM, PKCS8), readable by its owner only",
+        description="Writes a new private key to FILE, which must not exist yet, with mode 600, "
+        "and prints its public key for the gateways' configuration. Point the server at it "
+        "with ATELIER_SIGNING_KEY_FILE.",
+    )
+    create.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write the key")
+    create.set_defaults(func=_keys_failing(_keys_create))
+    public = commands.add_parser(
+        "public",
+        help="print the public key that goes into each gateway's allowlist_keys",
+        description="Prints the public half of the signing key, as gateways expect it in "
+        "[gateway] allowlist_keys, under the key id ATELIER_SIGNING_KEY_ID.",
+    )
+    public.add_argument(
+        "--key", type=Path, metavar="FILE", help="the private key (default: ATELIER_SIGNING_KEY_FILE)"
+    )
+    public.set_defaults(func=_keys_failing(_keys_public))
+
+
 def _add_training_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     training = subparsers.add_parser("training", help="certifications: record the ones that expired")
     commands = training.add_subparsers(dest="training_command", required=True, metavar="COMMAND")
@@ -194,7 +273,7 @@ def _add_training_commands(subparsers: "argparse._SubParsersAction[argparse.Argu
 
 
 def add_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    """Register ``server``, ``db``, ``training``, ``token`` and ``member`` on the ``atelier`` command line."""
+    """Register ``server``, ``db``, ``training``, ``token``, ``member`` and ``keys`` on the ``atelier`` command line."""
     server = subparsers.add_parser(
         "server",
         help="run the server: REST API and MQTT (settings from ATELIER_* variables)",
@@ -213,3 +292,4 @@ def add_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser
     upgrade.set_defaults(func=_db_upgrade)
 
     _add_training_commands(subparsers)
+    _add_keys_commands(subparsers)

@@ -1,12 +1,14 @@
 """Server configuration, read from ``ATELIER_*`` environment variables."""
 
 import logging
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from protocol.allowlist import KeyId
 from protocol.ids import Ident
 from protocol.mqtt import BrokerURL
 
@@ -34,6 +36,23 @@ class Settings(BaseSettings):
     expiry_sweep_interval_s: Annotated[int, Field(ge=1)] = 3600
     """How often the server records the certifications that have expired (by date or by
     disuse); it also does so at start."""
+
+    clock_tolerance_s: Annotated[int, Field(ge=1, le=86_400)] = 120
+    """A usage session is flagged ``clock_suspect`` when its gateway's clock was off the
+    server's by more than this, or its wall-clock span and its monotonic duration differ
+    by more than this (the clock jumped mid-session)."""
+
+    # The signed allowlist each gateway decides from when the server does not answer.
+    signing_key_file: Path | None = None
+    """The site's Ed25519 private key (PEM, PKCS8, unencrypted), made by ``atelier keys
+    create``. Unset: no allowlist is published, and gateways refuse when the server is out
+    of reach."""
+    signing_key_id: KeyId = "site-1"
+    """The name gateways know the key's public half by (``allowlist_keys`` in their configuration)."""
+    allowlist_refresh_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    """How often each gateway's snapshot is recomputed; it is published only when it changed."""
+    allowlist_ttl_s: Annotated[int, Field(ge=60, le=366 * 86_400)] = 7 * 86_400
+    """How long a snapshot is valid; it is issued again, unchanged, once half of this has passed."""
 
     # Telemetry to an InfluxDB-API store (InfluxDB 2.x, or victoria-metrics): off without a URL.
     telemetry_url: str | None = None
@@ -64,6 +83,13 @@ class Settings(BaseSettings):
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(f"telemetry URL must be http(s)://host[:port], not {value!r}")
             return value.strip()
+        return value
+
+    @field_validator("signing_key_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None  # an empty ATELIER_SIGNING_KEY_FILE means unset
         return value
 
     @field_validator("log_level")

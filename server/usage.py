@@ -8,7 +8,9 @@ result does not depend on the order events arrive in.
 
 Every write is a single SQL statement that is safe when two server processes
 (sharing the subscription) apply events of the same session at once: no
-read-modify-write in Python. The statements are built once and run on the
+read-modify-write in Python. (The one exception, the ``clock_suspect`` flag, is
+written from the row the UPDATE returns, in the same transaction, which holds
+the row's lock: see :mod:`server.clocks`.) The statements are built once and run on the
 session's connection without the ORM, as in :mod:`server.access`: ingest runs
 for every event of every machine.
 """
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from protocol.messages import EventAck, EventKind, UsageEvent
 from server.clock import from_ms
+from server.clocks import DEFAULT_TOLERANCE_MS, span_gap_ms, suspect
 from server.db import UTCDateTime, rowcount, table
 from server.models import Badge, Gateway, GatewayEvent, Machine, Member, UsageSession
 
@@ -38,7 +41,9 @@ _members = table(Member).c
 _badges = table(Badge).c
 
 _machine_id = sa.select(_machines.id).where(_machines.slug == sa.bindparam("machine")).scalar_subquery()
-_LOOKUP = sa.select(_gateways.id, _machine_id).where(_gateways.slug == sa.bindparam("gateway"))
+_LOOKUP = sa.select(_gateways.id, _machine_id, _gateways.clock_offset_ms).where(
+    _gateways.slug == sa.bindparam("gateway")
+)
 _LOOKUP_IN_SITE = _LOOKUP.where(_gateways.site == sa.bindparam("site"))
 
 
@@ -58,6 +63,7 @@ def _apply_statement() -> sa.Update:
     at = _param("at", UTCDateTime())
     badge = _param("badge", sa.String(32))
     energy = sa.cast(_param("energy_wh", sa.Float()), sa.Float())  # typed for "IS NULL" on PostgreSQL
+    offset = sa.cast(_param("clock_offset_ms", sa.BigInteger()), sa.BigInteger())
     ends_now = sa.and_(_param("ends", sa.Boolean()), _sessions.ended_at.is_(None))
     # The member the gateway names if the server knows them, else the badge's holder.
     named_member = sa.select(_members.id).where(_members.id == _param("member_id", sa.Integer()))
@@ -94,6 +100,27 @@ def _apply_statement() -> sa.Update:
             # A session ends once; a second session_ended (a gateway bug) changes nothing.
             ended_at=sa.case((ends_now, at), else_=_sessions.ended_at),
             end_reason=sa.case((ends_now, _param("end_reason", sa.String(40))), else_=_sessions.end_reason),
+            # The gateway's clock offset known at ingest: the one farthest from zero is kept.
+            clock_offset_ms=sa.case(
+                (offset.is_(None), _sessions.clock_offset_ms),
+                (
+                    sa.or_(
+                        _sessions.clock_offset_ms.is_(None),
+                        sa.func.abs(offset) > sa.func.abs(_sessions.clock_offset_ms),
+                    ),
+                    offset,
+                ),
+                else_=_sessions.clock_offset_ms,
+            ),
+        )
+        # What the clock check needs, as the row now is.
+        .returning(
+            _sessions.id,
+            _sessions.started_at,
+            _sessions.ended_at,
+            _sessions.unlocked_ms,
+            _sessions.clock_offset_ms,
+            _sessions.clock_suspect,
         )
     )
 
@@ -112,7 +139,13 @@ def _insert_if_new(dialect: str, target: sa.Table, keys: tuple[str, ...]) -> sa.
 
 
 def ingest(
-    db: Session, gateway_slug: str, event: UsageEvent, now: datetime, *, site: str | None = None
+    db: Session,
+    gateway_slug: str,
+    event: UsageEvent,
+    now: datetime,
+    *,
+    site: str | None = None,
+    clock_tolerance_ms: int = DEFAULT_TOLERANCE_MS,
 ) -> EventAck:
     """Apply ``event`` from ``gateway_slug`` once, commit, and say so in the ack.
 
@@ -120,6 +153,10 @@ def ingest(
     gateway (of ``site``, when given) or the machine is unknown, or the session
     id is another gateway's or machine's. A database failure raises instead,
     and then no ack is due: the gateway will send the event again.
+
+    The session is flagged ``clock_suspect`` (and a warning logged) when the gateway's
+    clock was off by more than ``clock_tolerance_ms``, or the session's wall-clock span
+    and its monotonic duration differ by more (:func:`server.clocks.suspect`).
     """
     connection = db.connection()
     lookup, params = (_LOOKUP, {}) if site is None else (_LOOKUP_IN_SITE, {"site": site})
@@ -127,7 +164,7 @@ def ingest(
     if found is None:
         db.rollback()
         return _refuse(event, f"unknown gateway {gateway_slug}", gateway_slug)
-    gateway_id, machine_id = found
+    gateway_id, machine_id, clock_offset_ms = found
     if machine_id is None:
         db.rollback()
         return _refuse(event, f"unknown machine {event.machine}", gateway_slug)
@@ -156,6 +193,8 @@ def ingest(
                 "running_ms": 0,
                 "idle_ms": 0,
                 "last_event_seq": 0,
+                "clock_suspect": False,
+                "clock_offset_ms": None,
             },
         )
         changes = {
@@ -172,18 +211,56 @@ def ingest(
             "supervisor_id": event.supervisor_id,
             "ends": event.kind is EventKind.SESSION_ENDED,
             "end_reason": event.end_reason,
+            "clock_offset_ms": clock_offset_ms,
         }
-        updated = rowcount(
-            connection.execute(_APPLY, {f"event_{name}": value for name, value in changes.items()})
-        )
-        if updated != 1:
+        updated = connection.execute(
+            _APPLY, {f"event_{name}": value for name, value in changes.items()}
+        ).all()
+        if len(updated) != 1:
             db.rollback()
             return _refuse(event, _collision(db, event, gateway_slug), gateway_slug)
+        _check_clock(connection, gateway_slug, event.session_id, updated[0], clock_tolerance_ms)
         db.commit()
     except BaseException:
         db.rollback()
         raise
     return EventAck(seq=event.seq)
+
+
+def _check_clock(
+    connection: sa.Connection, gateway_slug: str, session_id: str, row: Any, tolerance_ms: int
+) -> None:
+    """Set the session's ``clock_suspect`` to what its row now says, if that changed.
+
+    Recomputed at every event rather than only ever set: events may arrive out of order,
+    and a session whose end arrived before its start looks, for a moment, as if its
+    clock had jumped.
+    """
+    row_id, started_at, ended_at, unlocked_ms, offset_ms, flagged = row
+    now_suspect = suspect(
+        offset_ms=offset_ms,
+        started_at=started_at,
+        ended_at=ended_at,
+        unlocked_ms=unlocked_ms,
+        tolerance_ms=tolerance_ms,
+    )
+    if now_suspect == flagged:
+        return
+    connection.execute(
+        sa.update(table(UsageSession)).where(_sessions.id == row_id).values(clock_suspect=now_suspect)
+    )
+    if now_suspect:
+        gap = span_gap_ms(started_at, ended_at, unlocked_ms)
+        log.warning(
+            "session %s of gateway %s: the gateway's clock was off (offset %s ms, wall-clock span "
+            "off its %d ms duration by %s ms, tolerance %d ms); billed on its durations",
+            session_id,
+            gateway_slug,
+            offset_ms,
+            unlocked_ms,
+            gap,
+            tolerance_ms,
+        )
 
 
 def _collision(db: Session, event: UsageEvent, gateway_slug: str) -> str:

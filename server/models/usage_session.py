@@ -44,6 +44,14 @@ class UsageSession(Base):
     """Energy the machine drew during the session, when the gateway measures it."""
     end_reason: Mapped[str | None] = mapped_column(String(40))
     last_event_seq: Mapped[int] = mapped_column(BigInteger)
+    clock_suspect: Mapped[bool] = mapped_column(default=False)
+    """The gateway's wall clock was off while this session was recorded: its offset from the
+    server's exceeded the tolerance when an event was ingested, or the session's wall-clock
+    span (``ended_at - started_at``) disagrees with its monotonic ``unlocked_ms``. Its
+    moments may be wrong; its durations, which billing uses, are not."""
+    clock_offset_ms: Mapped[int | None] = mapped_column(BigInteger)
+    """The gateway's clock offset (gateway minus server, ms) known when the session's events
+    were ingested: the one farthest from zero. None: never measured."""
 
     gateway: Mapped[Gateway] = relationship()
     machine: Mapped[Machine] = relationship()

@@ -9,11 +9,13 @@ useful to the gateway; it changes nothing else.
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.orm import Session
 
 from protocol.errors import BadPayload, BadTopic
 from protocol.ids import Ident
@@ -25,6 +27,7 @@ from protocol.messages import (
     CertifyReply,
     CertifyRequest,
     EventAck,
+    GatewayState,
     GatewayStatus,
     Reason,
     Telemetry,
@@ -36,8 +39,10 @@ from protocol.messages import (
 from protocol.topics import QOS, Channel, TopicAddress, parse_topic, topic
 from server.access import DEFAULT_SUPERVISION_WINDOW, decide
 from server.clock import Clock, to_ms
+from server.clocks import DEFAULT_TOLERANCE_MS, link_of, record_offset
 from server.db import SessionFactory
 from server.gateway_status import StatusOutcome, record_status
+from server.models import GatewayState as KnownState
 from server.observability import ServerMetrics
 from server.telemetry import MachineSample, TelemetryWriter
 from server.training.machine import certify_at_machine
@@ -77,7 +82,11 @@ class Handlers:
         metrics: ServerMetrics | None = None,
         telemetry: TelemetryWriter | None = None,
         supervision_window: timedelta = DEFAULT_SUPERVISION_WINDOW,
+        clock_tolerance_ms: int = DEFAULT_TOLERANCE_MS,
+        on_birth: Callable[[str], None] | None = None,
     ) -> None:
+        """``on_birth(gateway)`` is called when a gateway comes online (a new boot, or back
+        from lost or offline), on the ingest lane's thread: it must return at once."""
         self.site = site
         self._sessions = session_factory
         self._clock = clock
@@ -85,9 +94,15 @@ class Handlers:
         self._supervision_window = supervision_window
         self.metrics = metrics or ServerMetrics()
         self._telemetry = telemetry  # None: telemetry is checked, and not kept
+        self._clock_tolerance_ms = clock_tolerance_ms
+        self._on_birth = on_birth
 
-    def handle(self, topic_name: str, payload: bytes) -> Outgoing | None:
-        """The answer to one message, if any. Raises only on a failure of the server itself."""
+    def handle(self, topic_name: str, payload: bytes, *, retained: bool = False) -> Outgoing | None:
+        """The answer to one message, if any. Raises only on a failure of the server itself.
+
+        ``retained``: the broker kept the message and delivered it on subscribing, so it
+        may be old (a gateway's status only).
+        """
         try:
             address = parse_topic(topic_name)
         except BadTopic as error:
@@ -103,7 +118,7 @@ class Handlers:
         if address.channel is Channel.EVENTS:
             return self.usage_event(address, topic_name, payload)
         if address.channel is Channel.STATUS:
-            self.status(address, topic_name, payload)
+            self.status(address, topic_name, payload, retained=retained)
         elif address.channel is Channel.TELEMETRY:
             self.telemetry(address, topic_name, payload)
         else:
@@ -187,14 +202,23 @@ class Handlers:
                 return None
             return Outgoing(ack_topic, encode(refusal), QOS[Channel.EVENTS_ACK])
         with self._sessions() as db:
-            ack = ingest(db, address.gateway, event, self._clock(), site=self.site)
+            ack = ingest(
+                db,
+                address.gateway,
+                event,
+                self._clock(),
+                site=self.site,
+                clock_tolerance_ms=self._clock_tolerance_ms,
+            )
         if ack.ok:
             self.metrics.event_ingested(address.gateway, (to_ms(self._clock()) - event.at_ms) / 1000)
         else:
             self.metrics.event_refused()
         return Outgoing(ack_topic, encode(ack), QOS[Channel.EVENTS_ACK])
 
-    def status(self, address: TopicAddress, topic_name: str, payload: bytes) -> None:
+    def status(
+        self, address: TopicAddress, topic_name: str, payload: bytes, *, retained: bool = False
+    ) -> None:
         if not payload:
             log.debug("retained status cleared on %s", topic_name)
             return
@@ -203,8 +227,19 @@ class Handlers:
         except BadPayload as error:
             log.warning("bad status on %s: %s", topic_name, error)
             return
+        now = self._clock()
+        # A live "online" was made by the gateway just now: its at_ms tells its clock. A
+        # retained one may be hours old, and a will's at_ms is its connection's time.
+        live_online = status.state is GatewayState.ONLINE and not retained
+        birth = False
         with self._sessions() as db:
-            outcome = record_status(db, self.site, address.gateway, status, self._clock())
+            before = link_of(db, self.site, address.gateway) if live_online else None
+            outcome = record_status(db, self.site, address.gateway, status, now)
+            if live_online and outcome is StatusOutcome.APPLIED:
+                self._clock_offset(db, address.gateway, status.at_ms - to_ms(now), now)
+                birth = before is None or before.state is not KnownState.ONLINE or before.boot != status.boot
+        if birth and self._on_birth is not None:
+            self._on_birth(address.gateway)
         if outcome is StatusOutcome.APPLIED:
             log.info("gateway %s is %s (boot %d)", address.gateway, status.state.value, status.boot)
             if status.backlog is not None:  # events the gateway journaled and we have not acked
@@ -215,6 +250,17 @@ class Handlers:
             )
         else:
             log.warning("status from unregistered gateway %s on %s", address.gateway, topic_name)
+
+    def _clock_offset(self, db: Session, gateway: str, offset_ms: int, now: datetime) -> None:
+        record_offset(db, self.site, gateway, offset_ms, now)
+        if abs(offset_ms) > self._clock_tolerance_ms:
+            log.warning(
+                "gateway %s: its clock is %+d ms off the server's (tolerance %d ms); "
+                "its sessions are flagged clock_suspect until it is fixed",
+                gateway,
+                offset_ms,
+                self._clock_tolerance_ms,
+            )
 
     def telemetry(self, address: TopicAddress, topic_name: str, payload: bytes) -> None:
         try:

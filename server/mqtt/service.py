@@ -8,12 +8,18 @@ connection with its own thread: ingesting an event commits a transaction,
 and a badge tap must not wait behind that commit. Each lane handles its
 messages in order. Scaling out is done with more processes sharing the
 subscriptions (``mqtt_shared_group``), not with more threads.
+
+With a signing key, a third connection, the *allowlist lane*, carries the signed
+allowlist snapshots (:mod:`server.mqtt.allowlists`), computed on a thread of their own:
+a snapshot can weigh megabytes, and neither a badge tap nor an event's ack may queue
+behind it.
 """
 
 import logging
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -26,9 +32,11 @@ from protocol.mqtt import make_client
 from protocol.topics import QOS, Channel, shared, subscription
 from server.clock import Clock, utc_now
 from server.db import SessionFactory
+from server.mqtt.allowlists import AllowlistPublisher
 from server.mqtt.handlers import Handlers
 from server.observability import ServerMetrics
 from server.settings import Settings
+from server.signing import SigningKey, load_signing_key
 from server.telemetry import TelemetryWriter
 
 log = logging.getLogger(__name__)
@@ -39,6 +47,9 @@ KEEPALIVE_S = 30
 DECISION_CHANNELS = (Channel.ACCESS_REQUEST, Channel.CERTIFY_REQUEST)
 _ACCESS_REPLY_SUFFIX = "/" + Channel.ACCESS_REPLY.value
 INGEST_CHANNELS = (Channel.EVENTS, Channel.TELEMETRY, Channel.STATUS)
+
+PUBLISH_TIMEOUT_S = 10.0
+"""How long the allowlist lane waits for the broker to acknowledge a snapshot."""
 
 
 class _Lane:
@@ -52,8 +63,10 @@ class _Lane:
         filters: list[tuple[str, int]],
         *,
         timed: bool = False,
+        on_ready: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_ready = on_ready  # called on the lane's thread each time it is connected and subscribed
         # Decisions are timed from the moment paho read the request off the socket.
         self._timed = timed
         self.filters = filters
@@ -95,6 +108,9 @@ class _Lane:
             log.error("broker %s refused the %s connection: %s", self._broker, self.name, reason_code)
             return
         log.info("%s lane connected to %s", self.name, self._broker)
+        if not self.filters:  # a lane that only publishes
+            self._ready()
+            return
         # A clean session forgets subscriptions: subscribe again on every connection.
         result, mid = client.subscribe(self.filters)
         if result is not MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -116,7 +132,24 @@ class _Lane:
         if refused:
             log.error("broker refused the subscriptions %s", refused)
             return
+        self._ready()
+
+    def _ready(self) -> None:
         self.subscribed.set()
+        if self._on_ready is not None:
+            self._on_ready()
+
+    def publish_retained(self, topic_name: str, payload: bytes, qos: int) -> bool:
+        """Publish and wait for the broker's acknowledgement; False if it did not come."""
+        if not self.connected:
+            return False
+        info = self._client.publish(topic_name, payload, qos=qos, retain=True)
+        try:
+            info.wait_for_publish(PUBLISH_TIMEOUT_S)
+        except (RuntimeError, ValueError) as error:
+            log.warning("%s lane could not publish on %s: %s", self.name, topic_name, error)
+            return False
+        return info.is_published()
 
     def _on_disconnect(
         self,
@@ -135,7 +168,9 @@ class _Lane:
         topic_name = "?"
         try:
             topic_name = message.topic
-            outgoing = self._service.handlers.handle(topic_name, bytes(message.payload))
+            outgoing = self._service.handlers.handle(
+                topic_name, bytes(message.payload), retained=bool(message.retain)
+            )
             if outgoing is not None:
                 info = client.publish(outgoing.topic, outgoing.payload, qos=outgoing.qos, retain=False)
                 if info.rc is not MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -158,9 +193,38 @@ class MqttService:
         client_id: str | None = None,
         metrics: ServerMetrics | None = None,
         telemetry: TelemetryWriter | None = None,
+        signing_key: SigningKey | None = None,
     ) -> None:
+        """``signing_key``: the site's key; by default the one ``settings`` name (none: no allowlists).
+
+        Raises :class:`~server.signing.SigningKeyError` when the configured key cannot be read.
+        """
         self._settings = settings
         self.broker = settings.broker
+        self.signing_key = signing_key or load_signing_key(settings.signing_key_file, settings.signing_key_id)
+        # A random suffix: two servers with the same id would keep kicking each other off the broker.
+        self.client_id = client_id or f"atelier-server-{settings.site}-{secrets.token_hex(4)}"
+        self.allowlists: AllowlistPublisher | None = None
+        allowlist_lane = None
+        if self.signing_key is None:
+            log.warning(
+                "no signing key (ATELIER_SIGNING_KEY_FILE): no allowlist is published, so gateways "
+                "refuse every badge while they cannot reach the server; see `atelier keys create`"
+            )
+        else:
+            lane = allowlist_lane = _Lane(
+                "allowlist", self, f"{self.client_id}-a", [], on_ready=self._allowlist_lane_ready
+            )
+            self.allowlists = AllowlistPublisher(
+                settings.site,
+                session_factory,
+                self.signing_key,
+                lambda name, payload: lane.publish_retained(name, payload, QOS[Channel.ALLOWLIST]),
+                ready=lambda: lane.connected,
+                clock=clock,
+                refresh_s=settings.allowlist_refresh_s,
+                ttl=timedelta(seconds=settings.allowlist_ttl_s),
+            )
         self.handlers = Handlers(
             settings.site,
             session_factory,
@@ -169,14 +233,20 @@ class MqttService:
             metrics=metrics,
             telemetry=telemetry,
             supervision_window=timedelta(seconds=settings.supervision_window_s),
+            clock_tolerance_ms=settings.clock_tolerance_s * 1000,
+            on_birth=None if self.allowlists is None else self.allowlists.request,
         )
-        # A random suffix: two servers with the same id would keep kicking each other off the broker.
-        self.client_id = client_id or f"atelier-server-{settings.site}-{secrets.token_hex(4)}"
         self._lanes = (
             _Lane("decision", self, f"{self.client_id}-d", self._filters(DECISION_CHANNELS), timed=True),
             _Lane("ingest", self, f"{self.client_id}-i", self._filters(INGEST_CHANNELS)),
         )
+        self._allowlist_lane = allowlist_lane
         self._started = False
+
+    def _allowlist_lane_ready(self) -> None:
+        # At start, and after every reconnection: the broker may have lost its retained messages.
+        if self.allowlists is not None:
+            self.allowlists.request()
 
     def _filters(self, channels: tuple[Channel, ...]) -> list[tuple[str, int]]:
         site, group = self._settings.site, self._settings.mqtt_shared_group
@@ -200,21 +270,33 @@ class MqttService:
         """Both lanes connected and subscribed: requests sent now will be answered."""
         return all(lane.connected for lane in self._lanes)
 
+    @property
+    def allowlists_connected(self) -> bool | None:
+        """Whether allowlists can be published now; None without a signing key."""
+        return None if self._allowlist_lane is None else self._allowlist_lane.connected
+
+    def _every_lane(self) -> tuple[_Lane, ...]:
+        return self._lanes if self._allowlist_lane is None else (*self._lanes, self._allowlist_lane)
+
     def start(self) -> None:
         if self._started:
             return
         self._started = True
         log.info("connecting to %s as %s for site %s", self.broker, self.client_id, self._settings.site)
-        for lane in self._lanes:
+        for lane in self._every_lane():
             lane.start()
+        if self.allowlists is not None:
+            self.allowlists.start()
 
     def stop(self) -> None:
         if not self._started:
             return
         self._started = False
-        for lane in self._lanes:
+        if self.allowlists is not None:
+            self.allowlists.stop()
+        for lane in self._every_lane():
             lane.stop()
 
     def wait_until_ready(self, timeout: float) -> bool:
-        """Wait until both lanes are subscribed; False if that took longer than ``timeout`` s."""
-        return all(lane.subscribed.wait(timeout) for lane in self._lanes)
+        """Wait until every lane is connected (and subscribed); False if that took longer than ``timeout`` s."""
+        return all(lane.subscribed.wait(timeout) for lane in self._every_lane())

@@ -1,5 +1,16 @@
 """One complete and one minimal example of every message of the contract."""
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from protocol.allowlist import (
+    Allowlist,
+    AllowlistEntry,
+    AllowlistGrant,
+    AllowlistMachine,
+    SignedAllowlist,
+    public_key_text,
+    sign,
+)
 from protocol.messages import (
     AccessReply,
     AccessRequest,
@@ -25,6 +36,10 @@ from protocol.topics import Channel
 T0 = 1_767_225_600_000
 """2026-01-01T00:00:00Z in milliseconds since the Unix epoch."""
 
+EXAMPLE_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+"""The example signing key of docs/protocol.md (section 9): private bytes 00 01 ... 1f. Never use it."""
+EXAMPLE_PUBLIC_KEY = public_key_text(EXAMPLE_KEY.public_key())
+
 MODELS: list[type[Message]] = [
     GatewayStatus,
     MachineState,
@@ -36,7 +51,39 @@ MODELS: list[type[Message]] = [
     Telemetry,
     CertifyRequest,
     CertifyReply,
+    SignedAllowlist,
+    Allowlist,
+    AllowlistEntry,
+    AllowlistGrant,
+    AllowlistMachine,
 ]
+
+_ALLOWLIST = Allowlist(
+    site="lyon",
+    gateway="gw-1",
+    version=42,
+    issued_at_ms=T0,
+    expires_at_ms=T0 + 7 * 86_400_000,
+    machines=[
+        AllowlistMachine(machine="brother-s7200"),
+        AllowlistMachine(machine="overlocker-1", locked_out=True, lockout_reason="needle plate on order"),
+    ],
+    entries=[
+        AllowlistEntry(
+            badge="04A1B2C3D4E5F6",
+            member_id=1234,
+            member_name="Camille",
+            manager=True,
+            grants=[
+                AllowlistGrant(machine="brother-s7200", level=CertificationLevel.TRAINER),
+                AllowlistGrant(
+                    machine="overlocker-1", level=CertificationLevel.SUPERVISED, until_ms=T0 + 90 * 86_400_000
+                ),
+            ],
+            max_minutes=45,
+        )
+    ],
+)
 
 COMPLETE: dict[type[Message], Message] = {
     GatewayStatus: GatewayStatus(
@@ -128,6 +175,11 @@ COMPLETE: dict[type[Message], Message] = {
         member_name="Camille",
         skills=["industrial-sewing", "lockstitch"],
     ),
+    SignedAllowlist: sign(_ALLOWLIST, EXAMPLE_KEY, "site-1"),
+    Allowlist: _ALLOWLIST,
+    AllowlistEntry: _ALLOWLIST.entries[0],
+    AllowlistGrant: _ALLOWLIST.entries[0].grants[1],
+    AllowlistMachine: _ALLOWLIST.machines[1],
 }
 
 MINIMAL_JSON: dict[type[Message], dict[str, object]] = {
@@ -166,6 +218,11 @@ MINIMAL_JSON: dict[type[Message], dict[str, object]] = {
         "certified": False,
         "reason": "not_a_trainer",
     },
+    SignedAllowlist: {"key_id": "site-1", "snapshot": "{}", "signature": ""},
+    Allowlist: {"site": "lyon", "gateway": "gw-1", "version": 1, "issued_at_ms": T0, "expires_at_ms": T0 + 1},
+    AllowlistEntry: {"badge": "0A1B", "member_id": 1},
+    AllowlistGrant: {"machine": "m1", "level": "autonomous"},
+    AllowlistMachine: {"machine": "m1"},
 }
 
 
@@ -184,6 +241,7 @@ SERVER_TO_GATEWAY: dict[Channel, type[Message]] = {
     Channel.EVENTS_ACK: EventAck,
     Channel.COMMAND: Command,
     Channel.CERTIFY_REPLY: CertifyReply,
+    Channel.ALLOWLIST: SignedAllowlist,
 }
 
 

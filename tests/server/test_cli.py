@@ -5,16 +5,20 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx2 as httpx
 import pytest
 import sqlalchemy as sa
 
+from protocol.allowlist import public_key_text
 from server.cli import add_commands
 from server.db import make_engine
+from server.signing import load_private_key
 from tests.server.conftest import Workshop
 from tests.server.mqtt.fake_gateway import FakeGateway
 from tests.services import Mosquitto, free_port
@@ -164,3 +168,36 @@ def test_member_role(
     assert capsys.readouterr().out.strip() == f"member {workshop.bob} (Bob Durand): treasurer"
     with pytest.raises(SystemExit):
         parser().parse_args(["member", "role", "--member", "1", "--manager", "yes"])
+
+
+def test_keys_create_and_public(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("ATELIER_SIGNING_KEY_FILE", raising=False)
+    monkeypatch.setenv("ATELIER_SIGNING_KEY_ID", "site-9")
+    path = tmp_path / "site.pem"
+    args = parser().parse_args(["keys", "create", "--out", str(path)])
+    assert args.func(args) == 0
+    created = capsys.readouterr()
+    public = created.out.strip()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert public == public_key_text(load_private_key(path).public_key())
+    assert f'allowlist_keys = {{ "site-9" = "{public}" }}' in created.err
+    assert "ATELIER_SIGNING_KEY_FILE=" in created.err
+    # Never over an existing key.
+    assert args.func(args) == 1
+    assert "already exists" in capsys.readouterr().err
+    # The public key again, from --key or from ATELIER_SIGNING_KEY_FILE.
+    shown = parser().parse_args(["keys", "public", "--key", str(path)])
+    assert shown.func(shown) == 0
+    assert capsys.readouterr().out.strip() == public
+    monkeypatch.setenv("ATELIER_SIGNING_KEY_FILE", str(path))
+    shown = parser().parse_args(["keys", "public"])
+    assert shown.func(shown) == 0
+    assert capsys.readouterr().out.strip() == public
+    monkeypatch.delenv("ATELIER_SIGNING_KEY_FILE")
+    assert shown.func(shown) == 2
+    assert "give --key FILE or set ATELIER_SIGNING_KEY_FILE" in capsys.readouterr().err
+    broken = parser().parse_args(["keys", "public", "--key", str(tmp_path / "missing.pem")])
+    assert broken.func(broken) == 1
+    assert "cannot read the signing key" in capsys.readouterr().err

@@ -67,3 +67,51 @@ def test_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_values_are_refused(field: str, value: object) -> None:
     with pytest.raises(ValidationError, match=field):
         Settings.model_validate({field: value})
+
+
+def test_allowlist_and_clock_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "SIGNING_KEY_FILE",
+        "SIGNING_KEY_ID",
+        "ALLOWLIST_REFRESH_S",
+        "ALLOWLIST_TTL_S",
+        "CLOCK_TOLERANCE_S",
+    ):
+        monkeypatch.delenv(f"ATELIER_{name}", raising=False)
+    settings = Settings()
+    assert (settings.signing_key_file, settings.signing_key_id) == (None, "site-1")
+    assert (settings.allowlist_refresh_s, settings.allowlist_ttl_s) == (2.0, 7 * 86_400)
+    assert settings.clock_tolerance_s == 120
+    monkeypatch.setenv("ATELIER_SIGNING_KEY_FILE", "/etc/atelier/site.pem")
+    monkeypatch.setenv("ATELIER_SIGNING_KEY_ID", "site-2026")
+    monkeypatch.setenv("ATELIER_ALLOWLIST_REFRESH_S", "0.5")
+    monkeypatch.setenv("ATELIER_ALLOWLIST_TTL_S", "86400")
+    monkeypatch.setenv("ATELIER_CLOCK_TOLERANCE_S", "30")
+    settings = Settings()
+    assert str(settings.signing_key_file) == "/etc/atelier/site.pem"
+    assert settings.signing_key_id == "site-2026"
+    assert (settings.allowlist_refresh_s, settings.allowlist_ttl_s, settings.clock_tolerance_s) == (
+        0.5,
+        86_400,
+        30,
+    )
+    monkeypatch.setenv("ATELIER_SIGNING_KEY_FILE", "")
+    assert Settings().signing_key_file is None  # empty means unset
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SIGNING_KEY_ID", "site 1"),
+        ("SIGNING_KEY_ID", "x" * 33),
+        ("ALLOWLIST_REFRESH_S", "0"),
+        ("ALLOWLIST_TTL_S", "59"),
+        ("CLOCK_TOLERANCE_S", "0"),
+    ],
+)
+def test_bad_allowlist_and_clock_settings_are_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(f"ATELIER_{name}", value)
+    with pytest.raises(ValidationError):
+        Settings()

@@ -31,6 +31,11 @@ class UsageSessionOut(BaseModel):
     idle_ms: int
     energy_wh: float | None
     end_reason: str | None
+    clock_suspect: bool
+    """The gateway's clock was off while the session was recorded (beyond ATELIER_CLOCK_TOLERANCE_S),
+    or jumped during it: its moments may be wrong; its durations, which billing uses, are not."""
+    clock_offset_ms: int | None
+    """The gateway's clock minus the server's when the session was ingested, in ms (None: not measured)."""
 
 
 def _find(db: Session, criteria: list[sa.ColumnElement[bool]], page: Page) -> list[UsageSessionOut]:
@@ -62,6 +67,8 @@ def _out(session: UsageSession, gateway: str, machine: str) -> UsageSessionOut:
         idle_ms=session.idle_ms,
         energy_wh=session.energy_wh,
         end_reason=session.end_reason,
+        clock_suspect=session.clock_suspect,
+        clock_offset_ms=session.clock_offset_ms,
     )
 
 
@@ -74,8 +81,10 @@ def list_sessions(
     member: int | None = None,
     since: AwareDatetime | None = None,
     open_only: bool = False,
+    clock_suspect: bool | None = None,
 ) -> list[UsageSessionOut]:
-    """Sessions newest first; ``since`` keeps those started at or after it."""
+    """Sessions newest first; ``since`` keeps those started at or after it; ``clock_suspect=true``
+    those recorded while their gateway's clock was off."""
     criteria: list[sa.ColumnElement[bool]] = []
     if machine is not None:
         criteria.append(Machine.slug == machine)
@@ -85,6 +94,8 @@ def list_sessions(
         criteria.append(UsageSession.started_at >= since)
     if open_only:
         criteria.append(UsageSession.ended_at.is_(None))
+    if clock_suspect is not None:
+        criteria.append(UsageSession.clock_suspect.is_(clock_suspect))
     return _find(db, criteria, page)
 
 

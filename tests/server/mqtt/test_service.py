@@ -225,10 +225,10 @@ def test_retained_status_is_read_at_start_and_unknown_gateways_ignored(
 class FlakyHandlers(Handlers):
     """Handlers that fail like a server bug would, on a payload that asks for it."""
 
-    def handle(self, topic_name: str, payload: bytes) -> Outgoing | None:
+    def handle(self, topic_name: str, payload: bytes, *, retained: bool = False) -> Outgoing | None:
         if b"boom" in payload:
             raise RuntimeError("a bug in a handler")
-        return super().handle(topic_name, payload)
+        return super().handle(topic_name, payload, retained=retained)
 
 
 def test_a_failing_handler_does_not_stop_the_service(

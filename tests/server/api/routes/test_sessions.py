@@ -59,6 +59,8 @@ def test_newest_first_with_filters(client: TestClient, db: Session, workshop: Wo
         "idle_ms": 30_000,
         "energy_wh": None,
         "end_reason": "badge_out",
+        "clock_suspect": False,
+        "clock_offset_ms": None,
     }
     assert first["started_at"].startswith("2026-03-02T10:00:00")
 
@@ -79,3 +81,18 @@ def test_errors(client: TestClient, workshop: Workshop) -> None:
     assert client.get("/api/v1/sessions", params={"since": "2026-03-02T10:05:00"}).status_code == 422
     assert client.get("/api/v1/sessions", params={"since": "yesterday"}).status_code == 422
     assert client.get("/api/v1/sessions", params={"limit": 501}).status_code == 422
+
+
+def test_sessions_recorded_while_the_gateway_clock_was_off_are_flagged(
+    client: TestClient, db: Session, workshop: Workshop
+) -> None:
+    seed(db, workshop)
+    # The gateway's clock jumped an hour forward mid-session: a minute of use, an hour apart.
+    start(db, workshop, "s-jump", seq=10, machine="sewing-1", minutes=20, badge=workshop.alice_badge)
+    end(db, workshop, "s-jump", seq=11, machine="sewing-1", minutes=81)
+    jumped = client.get("/api/v1/sessions/s-jump").json()
+    assert (jumped["clock_suspect"], jumped["clock_offset_ms"], jumped["unlocked_ms"]) == (True, None, 60_000)
+    assert [s["session_id"] for s in client.get("/api/v1/sessions?clock_suspect=true").json()] == ["s-jump"]
+    assert "s-jump" not in [
+        s["session_id"] for s in client.get("/api/v1/sessions?clock_suspect=false").json()
+    ]
