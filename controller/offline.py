@@ -81,6 +81,8 @@ def decide(
     if policy is OfflinePolicy.MANAGERS:
         if not entry.manager:
             return _refuse(request, Reason.SERVER_UNREACHABLE, "Server unreachable: managers only.", entry)
+        if entry.max_minutes == 0:
+            return _refuse(request, Reason.INSUFFICIENT_BALANCE, "Balance too low: top up first.", entry)
         return _granted(request, entry, grant, now_ms, supervisor_id=None)
     refused, supervisor_id = _member_refusal(allowlist, entry, grant, request, now_ms)
     return refused or _granted(request, entry, grant, now_ms, supervisor_id=supervisor_id)

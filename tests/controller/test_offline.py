@@ -162,6 +162,14 @@ def test_the_managers_policy_admits_only_managers() -> None:
     assert "managers" in refused.message
 
 
+def test_a_prepaid_manager_without_balance_is_refused_under_the_managers_policy() -> None:
+    broke = snapshot().model_copy(
+        update={"entries": [AllowlistEntry(badge=MANAGER, member_id=1, manager=True, max_minutes=0)]}
+    )
+    refused = decide(broke, OfflinePolicy.MANAGERS, request(MANAGER), NOW)
+    assert verdict(refused) == (False, Reason.INSUFFICIENT_BALANCE)
+
+
 def test_the_deny_policy_admits_nobody() -> None:
     for badge in (BADGE, MANAGER, TRAINER):
         assert verdict(decide(snapshot(), OfflinePolicy.DENY, request(badge), NOW)) == (
