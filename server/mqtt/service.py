@@ -24,14 +24,17 @@ from datetime import timedelta
 from typing import Any
 
 import paho.mqtt.client as paho
+import sqlalchemy as sa
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from protocol.messages import Command, CommandAction, encode
 from protocol.mqtt import make_client
-from protocol.topics import QOS, Channel, shared, subscription
+from protocol.topics import QOS, Channel, shared, subscription, topic
 from server.clock import Clock, utc_now
 from server.db import SessionFactory
+from server.models import Gateway as GatewayRow
 from server.mqtt.allowlists import AllowlistPublisher
 from server.mqtt.handlers import Handlers
 from server.observability import ServerMetrics
@@ -47,6 +50,9 @@ KEEPALIVE_S = 30
 DECISION_CHANNELS = (Channel.ACCESS_REQUEST, Channel.CERTIFY_REQUEST)
 _ACCESS_REPLY_SUFFIX = "/" + Channel.ACCESS_REPLY.value
 INGEST_CHANNELS = (Channel.EVENTS, Channel.TELEMETRY, Channel.STATUS)
+
+COMMAND_TTL_S = 60
+"""A command not carried out within this is dropped by the gateway (it would be stale)."""
 
 PUBLISH_TIMEOUT_S = 10.0
 """How long the allowlist lane waits for the broker to acknowledge a snapshot."""
@@ -138,6 +144,13 @@ class _Lane:
         self.subscribed.set()
         if self._on_ready is not None:
             self._on_ready()
+
+    def publish(self, topic_name: str, payload: bytes, qos: int) -> bool:
+        """Hand a message to paho (not retained, not waited for); False when not connected."""
+        if not self.connected:
+            return False
+        info = self._client.publish(topic_name, payload, qos=qos, retain=False)
+        return info.rc is MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def publish_retained(self, topic_name: str, payload: bytes, qos: int) -> bool:
         """Publish and wait for the broker's acknowledgement; False if it did not come."""
@@ -238,10 +251,58 @@ class MqttService:
         )
         self._lanes = (
             _Lane("decision", self, f"{self.client_id}-d", self._filters(DECISION_CHANNELS), timed=True),
-            _Lane("ingest", self, f"{self.client_id}-i", self._filters(INGEST_CHANNELS)),
+            _Lane(
+                "ingest",
+                self,
+                f"{self.client_id}-i",
+                self._filters(INGEST_CHANNELS),
+                on_ready=self._refresh_gateways,
+            ),
         )
+        self._session_factory = session_factory
+        self._clock = clock
         self._allowlist_lane = allowlist_lane
         self._started = False
+
+    def send_command(
+        self, gateway: str, action: CommandAction, machine: str | None = None, reason: str | None = None
+    ) -> bool:
+        """Publish a command to ``gateway``, valid for COMMAND_TTL_S; False if it could not be sent.
+
+        Each command has a random id: a gateway carries out an id once and drops an expired
+        command, so a command captured on the way cannot be replayed later.
+        """
+        now_ms = int(self._clock().timestamp() * 1000)
+        command = Command(
+            command_id=secrets.token_hex(12),
+            action=action,
+            machine=machine,
+            issued_at_ms=now_ms,
+            expires_at_ms=now_ms + COMMAND_TTL_S * 1000,
+            reason=None if reason is None else reason[:200],
+        )
+        name = topic(self._settings.site, gateway, Channel.COMMAND)
+        sent = self._lanes[1].publish(name, encode(command), QOS[Channel.COMMAND])
+        if not sent:
+            log.warning("could not send %s to gateway %s: no broker connection", action.value, gateway)
+        return sent
+
+    def _refresh_gateways(self) -> None:
+        # On the ingest lane's thread, once subscribed (at start and after every reconnection):
+        # what the gateways published while this server was away reached nobody. A refresh
+        # makes each one publish its status and machine states again and replay its journal.
+        try:
+            with self._session_factory() as db:
+                gateways = list(
+                    db.scalars(sa.select(GatewayRow.slug).where(GatewayRow.site == self._settings.site))
+                )
+        except Exception:
+            log.exception("could not list the gateways to refresh")
+            return
+        for gateway in gateways:
+            self.send_command(gateway, CommandAction.REFRESH)
+        if gateways:
+            log.info("asked %d gateways to publish again what this server may have missed", len(gateways))
 
     def _allowlist_lane_ready(self) -> None:
         # At start, and after every reconnection: the broker may have lost its retained messages.

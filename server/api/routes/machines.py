@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from sqlalchemy.orm import selectinload
 
 from protocol.ids import Ident
+from protocol.messages import CommandAction
 from server import workshop
-from server.api.deps import PageDep, SessionDep, Slug
+from server.api.deps import MqttDep, PageDep, SessionDep, Slug
 from server.models import Gateway, Machine
 
 router = APIRouter(prefix="/machines", tags=["machines"])
@@ -97,7 +98,12 @@ def get_machine(slug: Slug, db: SessionDep) -> MachineOut:
 
 
 @router.patch("/{slug}/lockout")
-def set_lockout(slug: Slug, body: LockoutIn, db: SessionDep) -> MachineOut:
+def set_lockout(slug: Slug, body: LockoutIn, db: SessionDep, mqtt: MqttDep) -> MachineOut:
+    """Lock a machine out (or back in). Locking out also ends the session open on it, once the
+    machine is idle: the gateway is sent a ``lock`` command. The lockout lasts across restarts of
+    the server (it is in the database) and of the gateway (it is in its signed allowlist)."""
     machine = workshop.set_lockout(db, slug, body.locked_out, body.reason)
     db.commit()
+    if body.locked_out and machine.gateway is not None and mqtt is not None:
+        mqtt.send_command(machine.gateway.slug, CommandAction.LOCK, machine.slug, body.reason)
     return MachineOut.of(machine)
