@@ -18,6 +18,7 @@ from protocol.errors import ProtocolError
 from protocol.messages import (
     AccessReply,
     CertifyReply,
+    DecidedBy,
     EventKind,
     GatewayState,
     GatewayStatus,
@@ -36,6 +37,8 @@ _END_REASONS = {
     "gateway_stopped": "gateway stopped",
     "handover": "handed over to the next member",
     "prepaid_limit": "prepaid balance used up",
+    "hard_limit": "power cut at the machine's hard limit",
+    "gateway_restart": "the gateway restarted mid-session; closed at its last checkpoint",
 }
 
 
@@ -54,6 +57,8 @@ class Narrator:
         self._client.on_message = self._on_message
         self._url = url
         self.sessions_ended = 0
+        self._seen: set[tuple[str, int]] = set()  # (gateway, seq): a replayed event is told once
+        self._statuses: dict[str, tuple[GatewayState, int]] = {}
         self._names: dict[int, str] = {}  # member ids seen in replies
 
     def start(self, timeout: float = 10) -> None:
@@ -81,7 +86,10 @@ class Narrator:
             elif address.channel is Channel.CERTIFY_REPLY:
                 self._certified(decode(CertifyReply, message.payload))
             elif address.channel is Channel.EVENTS:
-                self._event(decode(UsageEvent, message.payload))
+                event = decode(UsageEvent, message.payload)
+                if (address.gateway, event.seq) not in self._seen:
+                    self._seen.add((address.gateway, event.seq))
+                    self._event(event)
             elif address.channel is Channel.STATUS:
                 self._status(address.gateway, decode(GatewayStatus, message.payload))
         except ProtocolError as error:
@@ -113,7 +121,13 @@ class Narrator:
             )
 
     def _event(self, event: UsageEvent) -> None:
-        if event.kind is EventKind.RUNNING_STARTED:
+        if event.kind is EventKind.SESSION_STARTED and event.decided_by is DecidedBy.CACHE:
+            who = _NAMES.get(event.badge or "", f"member {event.member_id}")
+            self._say(
+                f"{event.machine:<13} {who}: granted OFFLINE by the gateway, from the allowlist the "
+                "server signed (no answer within 500 ms)"
+            )
+        elif event.kind is EventKind.RUNNING_STARTED:
             self._say(f"{event.machine:<13} current sensed: running")
         elif event.kind is EventKind.RUNNING_STOPPED:
             self._say(f"{event.machine:<13} current gone: idle (running {seconds(event.running_ms)} so far)")
@@ -126,6 +140,10 @@ class Narrator:
             )
 
     def _status(self, gateway: str, status: GatewayStatus) -> None:
+        seen = (status.state, status.boot)
+        if self._statuses.get(gateway) == seen:
+            return  # the same state again (a refresh, a backlog drained): nothing new to tell
+        self._statuses[gateway] = seen
         if status.state is GatewayState.ONLINE:
             self._say(f"gateway {gateway} online (boot {status.boot}): {', '.join(status.machines)}")
         else:

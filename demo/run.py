@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from controller.config import parse_config
 from controller.gateway import Gateway
@@ -38,6 +39,7 @@ from demo.scenario import Scenario, round_steps, sessions_in
 from demo.workshop import GATEWAYS, SITE, gateway_config, seed
 from server.app import create_app
 from server.settings import Settings
+from server.signing import create_key_file, load_signing_key
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +120,10 @@ def _workshop(options: DemoOptions, say: Teller) -> Iterator[tuple[Scenario, Nar
     say("Atelier Access demo: a shared textile atelier with a fablab corner.")
     mqtt_url = options.mqtt_url or os.environ.get("ATELIER_MQTT_URL")
     broker = contextlib.nullcontext((mqtt_url, "the broker at ATELIER_MQTT_URL")) if mqtt_url else None
-    with broker or embedded_broker(prefer_mosquitto=options.prefer_mosquitto) as (url, description):
+    with (
+        contextlib.ExitStack() as stack,
+        broker or embedded_broker(prefer_mosquitto=options.prefer_mosquitto) as (url, description),
+    ):
         say(f"MQTT broker: {description} at {url}")
         seeded = seed(database_url)
         say(
@@ -127,15 +132,31 @@ def _workshop(options: DemoOptions, say: Teller) -> Iterator[tuple[Scenario, Nar
         if options.history:
             _seed_history(database_url, options.history, say)
         api_url = f"http://127.0.0.1:{options.port}"
-        settings = Settings(database_url=database_url, mqtt_url=url, site=SITE, http_port=options.port)
-        with _server(settings, api_url), _narrator(url, say) as narrator, _gateways(url) as gateways:
+        keys = stack.enter_context(_site_key())
+        settings = Settings(
+            database_url=database_url,
+            mqtt_url=url,
+            site=SITE,
+            http_port=options.port,
+            signing_key_file=keys.path,
+            signing_key_id=keys.key_id,
+        )
+        with (
+            _server(settings, api_url) as server,
+            _narrator(url, say) as narrator,
+            _gateways(url, {keys.key_id: keys.public_text}) as gateways,
+        ):
             say(f"Server ready: {api_url}/api/v1/docs (API), {api_url}/api/v1/sessions (usage sessions)")
             say(
                 f"Also: {api_url}/metrics (Prometheus metrics), "
                 f"{api_url}/api/v1/reports/utilisation (hours running against hours powered)"
             )
+            say(
+                f"Gateways verify the allowlist the server signs with {keys.key_id} "
+                f"(public key {keys.public_text[:12]}…): they decide alone when it does not answer."
+            )
             _show_tokens(api_url, seeded.tokens, say)
-            yield Scenario(gateways, api_url, say), narrator, api_url
+            yield Scenario(gateways, api_url, say, server), narrator, api_url
 
 
 def _seed_history(database_url: str, months: int, say: Teller) -> None:
@@ -174,10 +195,49 @@ def _check_port_free(port: int) -> None:
             raise DemoFailed(f"port {port} is in use: stop what runs there, or pass --port") from None
 
 
+@dataclass(frozen=True)
+class _SiteKey:
+    path: Path
+    key_id: str
+    public_text: str
+
+
 @contextlib.contextmanager
-def _server(settings: Settings, api_url: str) -> Iterator[None]:
+def _site_key() -> Iterator[_SiteKey]:
+    """A signing key for this run only, as `atelier keys create` makes one."""
+    folder = Path(tempfile.mkdtemp(prefix="atelier-demo-key-"))
+    try:
+        path = folder / "site-signing-key.pem"
+        create_key_file(path)
+        key = load_signing_key(path)
+        assert key is not None
+        yield _SiteKey(path, key.key_id, key.public_text)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class _ServerLink:
+    """The demo's outage: stops and restarts the server's MQTT service (the API stays up)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self._app = app
+
+    def down(self) -> None:
+        service = self._app.state.mqtt
+        if service is not None:
+            service.stop()
+
+    def up(self) -> None:
+        service = self._app.state.mqtt
+        if service is not None:
+            service.start()
+
+
+@contextlib.contextmanager
+def _server(settings: Settings, api_url: str) -> Iterator[_ServerLink]:
+    app = create_app(settings)
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.http_port, log_level="warning")
+        uvicorn.Config(app, host="127.0.0.1", port=settings.http_port, log_level="warning")
     )
     # uvicorn installs signal handlers only in the main thread; Ctrl-C stays the demo's.
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
@@ -188,7 +248,7 @@ def _server(settings: Settings, api_url: str) -> Iterator[None]:
             if time.monotonic() > deadline or not thread.is_alive():
                 raise DemoFailed(f"the server did not come up at {api_url}")
             time.sleep(0.1)
-        yield
+        yield _ServerLink(app)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -217,13 +277,15 @@ def _narrator(mqtt_url: str, say: Teller) -> Iterator[Narrator]:
 
 
 @contextlib.contextmanager
-def _gateways(mqtt_url: str) -> Iterator[dict[str, Gateway]]:
+def _gateways(mqtt_url: str, allowlist_keys: dict[str, str]) -> Iterator[dict[str, Gateway]]:
     state_dir = Path(tempfile.mkdtemp(prefix="atelier-demo-gateways-"))
     gateways: dict[str, Gateway] = {}
     try:
         for spec in GATEWAYS:
             config = parse_config(
-                gateway_config(spec, mqtt_url, state_dir), source=f"demo gateway {spec.id}", environ={}
+                gateway_config(spec, mqtt_url, state_dir, allowlist_keys),
+                source=f"demo gateway {spec.id}",
+                environ={},
             )
             gateway = Gateway(config)
             gateway.start()

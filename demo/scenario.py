@@ -1,8 +1,10 @@
 """A round of life in the demo workshop: who taps which machine, and when.
 
 Each step is a moment (seconds from the start of the round) and an action on
-the simulated hardware (a badge tap, the current a machine draws) or on the
-server's API (a manager's lockout). Every rule of access shows up once.
+the simulated hardware (a badge tap, the current a machine draws), on the
+server's API (a manager's lockout), or on the server itself (its MQTT link cut
+and restored, to show the gateways deciding offline). Every rule of access
+shows up once.
 """
 
 from __future__ import annotations
@@ -13,22 +15,33 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from controller.gateway import Gateway
+from controller.hardware.interfaces import Signal
 from demo.workshop import UNKNOWN_BADGE, badge_of, machine
 
 Say = Callable[[str], None]
 
 
+class ServerSwitch(Protocol):
+    """Cuts the server's MQTT link and restores it (the demo's outage)."""
+
+    def down(self) -> None: ...
+
+    def up(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Step:
     at_s: float
-    kind: str  # "tap", "amps", "lockout", "unlock"
+    kind: str  # "tap", "amps", "lockout", "unlock", "server_down", "server_up"
     machine: str
     who: str = ""
     amps: float = 0.0
     note: str = ""
     opens_session: bool = False  # a tap that is granted and opens a usage session
+    tell_outcome: bool = False  # say what the machine showed (a refusal nobody else sees on MQTT)
 
 
 def _work(machine_id: str, start: float, stop: float) -> list[Step]:
@@ -88,6 +101,23 @@ ROUND: tuple[Step, ...] = tuple(
             ),
             *_work("sew-1", 40.0, 44.0),
             Step(45.5, "tap", "sew-1", "Inès", note="Inès badges out"),
+            # The server goes quiet: the gateways decide alone, from the allowlist it signed.
+            Step(47.0, "server_down", "sew-2", note="the server's network link is cut"),
+            _open(48.0, "sew-2", "Léa", note="Léa taps; the server does not answer"),
+            *_work("sew-2", 49.0, 52.0),
+            Step(
+                49.5,
+                "tap",
+                "printer-1",
+                "Hugo",
+                note="Hugo taps the 3D printer: offline, only managers may start a print",
+                tell_outcome=True,
+            ),
+            _open(51.0, "printer-1", "Nadia", note="Nadia, a manager, starts his print for him"),
+            *_work("printer-1", 51.5, 54.0),
+            Step(54.0, "tap", "sew-2", "Léa", note="Léa badges out, still offline"),
+            Step(55.5, "tap", "printer-1", "Nadia", note="Nadia badges out"),
+            Step(57.0, "server_up", "sew-2", note="the link is back"),
         ],
         key=lambda step: step.at_s,
     )
@@ -119,10 +149,13 @@ def sessions_in(steps: tuple[Step, ...]) -> int:
 
 
 class Scenario:
-    def __init__(self, gateways: dict[str, Gateway], api_url: str, say: Say) -> None:
+    def __init__(
+        self, gateways: dict[str, Gateway], api_url: str, say: Say, server: ServerSwitch | None = None
+    ) -> None:
         self._stations = {mid: g.machines[mid] for g in gateways.values() for mid in g.machines}
         self._api_url = api_url
         self._say = say
+        self._server = server
 
     def play(self, stop: threading.Event, steps: tuple[Step, ...] = ROUND) -> bool:
         """Play the steps in time; False when stopped before the end."""
@@ -139,6 +172,10 @@ class Scenario:
         station = self._stations[step.machine]
         if step.kind == "tap":
             station.tap(step.who if step.who == UNKNOWN_BADGE else badge_of(step.who))
+            if step.tell_outcome:
+                self._tell_outcome(step)
+        elif step.kind in ("server_down", "server_up"):
+            self._switch_server(step.kind == "server_up")
         elif step.kind == "amps":
             station.set_amps(step.amps)
         elif step.kind in ("lockout", "unlock"):
@@ -149,6 +186,26 @@ class Scenario:
             self._say(
                 f"{step.machine:<13} manager {'locks the machine out' if locked else 'lifts the lockout'}"
             )
+
+    def _switch_server(self, up: bool) -> None:
+        if self._server is None:
+            return
+        if up:
+            self._server.up()
+            self._say("server        back online: it asks each gateway to publish again what it missed")
+        else:
+            self._server.down()
+            self._say("server        OFFLINE: gateways now decide alone, from the allowlist it signed")
+
+    def _tell_outcome(self, step: Step) -> None:
+        station = self._stations[step.machine]
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and station.shown[0] is not Signal.DENIED:
+            time.sleep(0.05)
+        signal, reason = station.shown
+        if signal is Signal.DENIED:
+            why = reason.value if reason is not None else "refused"
+            self._say(f"{step.machine:<13} {step.who}: REFUSED at the gateway ({why}), the machine stays off")
 
     def _patch(self, path: str, body: dict[str, object]) -> None:
         request = urllib.request.Request(  # noqa: S310 - our own loopback API

@@ -35,6 +35,7 @@ class DemoMachine:
     skills: tuple[str, ...]
     running_above_a: float  # current when it works, for the simulated clamp
     working_a: float
+    offline_policy: str = "cache"  # who may start it while the server does not answer
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,12 @@ GATEWAYS = (
     DemoGateway(
         "fablab",
         "Fablab",
-        (DemoMachine("printer-1", "Imprimante 3D Prusa MK4", "fdm-printer", ("fdm-printer",), 0.4, 1.3),),
+        # A print runs for hours: without the server, only a manager may start one.
+        (
+            DemoMachine(
+                "printer-1", "Imprimante 3D Prusa MK4", "fdm-printer", ("fdm-printer",), 0.4, 1.3, "managers"
+            ),
+        ),
     ),
 )
 
@@ -187,8 +193,13 @@ def _seed(db: Session, now: datetime) -> None:
             )
 
 
-def gateway_config(gateway: DemoGateway, mqtt_url: str, state_dir: Path) -> dict[str, Any]:
-    """The TOML-shaped config of a simulated gateway, with times shortened for the demo."""
+def gateway_config(
+    gateway: DemoGateway, mqtt_url: str, state_dir: Path, allowlist_keys: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The TOML-shaped config of a simulated gateway, with times shortened for the demo.
+
+    ``allowlist_keys``: the site's public key(s), so that the gateway decides offline from
+    the allowlist the server signs."""
     pins = iter(range(2, 28))
     return {
         "gateway": {
@@ -200,6 +211,7 @@ def gateway_config(gateway: DemoGateway, mqtt_url: str, state_dir: Path) -> dict
             "sample_interval_ms": 50,
             "telemetry_interval_s": 5,
             "pin_factory": "mock",
+            "allowlist_keys": allowlist_keys or {},
         },
         "machine": [
             {
@@ -207,6 +219,7 @@ def gateway_config(gateway: DemoGateway, mqtt_url: str, state_dir: Path) -> dict
                 "name": m.name,
                 # Minutes in a real workshop; seconds here, so that a session ends while you watch.
                 "idle_timeout_s": 6,
+                "offline_policy": m.offline_policy,
                 "reader": {"type": "simulated"},
                 "current": {
                     "type": "simulated",

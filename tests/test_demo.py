@@ -58,8 +58,12 @@ def test_one_round_of_the_demo_records_every_session(tmp_path: Path) -> None:
         assert f"REFUSED ({refusal})" in output, f"the demo shows a {refusal} refusal"
     assert "Chloé Bernard: CERTIFIED at the machine (industrial-sewing)" in output
     assert "Inès Garnier: granted under the supervision of Maëlle Laurent" in output
-    assert "The server recorded 9 usage sessions in this run" in output
-    assert "Done: all 9 sessions were recorded, each once." in output
+    assert "The server recorded 11 usage sessions in this run" in output
+    assert "Done: all 11 sessions were recorded, each once." in output
+    # The server's link is cut: the gateways decide alone, from the allowlist it signed.
+    assert "Léa Moreau: granted OFFLINE by the gateway" in output
+    assert "Hugo: REFUSED at the gateway (server_unreachable)" in output
+    assert "Nadia Benali: granted OFFLINE by the gateway" in output
     assert "Authorization: Bearer" in output, "the demo prints API tokens to try"
     assert (tmp_path / "atelier.db").exists(), "the demo's SQLite database is where it was told"
 
