@@ -112,6 +112,7 @@ class Gateway:
         self._inbox: queue.SimpleQueue[inbox.Item] = queue.SimpleQueue()
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
+        self.alive_at = time.monotonic()  # real time of the worker's last pass: the systemd watchdog's
         self._stopped = False
         # Events go out live only once the journal's backlog has been replayed on this
         # connection, so the server always receives a gateway's events in seq order.
@@ -280,6 +281,7 @@ class Gateway:
                 self._check_backlog()
             elif self._backlog == 0 and self._reported_backlog != 0:
                 self._report_backlog()  # drained: say so at once
+            self.alive_at = time.monotonic()
             self._notify()
 
     @contextlib.contextmanager
@@ -315,6 +317,7 @@ class Gateway:
 
     def _read_badges(self, station: MachineStation) -> None:
         for uid in station.taps():
+            self.server_watch.check(self.clock.monotonic())
             station.machine.server_reachable = self.link.connected and self.server_watch.answering
             self._carry_out(station, station.machine.badge(uid, self.clock.monotonic(), self.clock.wall_ms()))
 

@@ -23,6 +23,8 @@ class Session:
     started: float
     running_s: float = 0.0  # closed running stretches
     running_since: float | None = None  # the open one, if running
+    idle_s: float = 0.0  # closed idle stretches
+    idle_since: float | None = None  # the open one, if idle (set when the session opens)
     energy: EnergyMeter | None = None  # None: the machine's voltage is not known
     limit_s: float | None = None  # prepaid: unlocked time the balance pays for; None: no limit
 
@@ -48,6 +50,7 @@ class Session:
             member_id,
             supervisor_id,
             now,
+            idle_since=now,
             energy=None if supply is None else EnergyMeter(supply, now, amps),
             limit_s=None if max_minutes is None else max_minutes * 60.0,
         )
@@ -56,12 +59,16 @@ class Session:
         return self.limit_s is not None and now - self.started >= self.limit_s
 
     def start_running(self, since: float) -> None:
+        if self.idle_since is not None:
+            self.idle_s += max(0.0, since - self.idle_since)
+            self.idle_since = None
         self.running_since = since
 
     def stop_running(self, since: float) -> None:
         assert self.running_since is not None
-        self.running_s += since - self.running_since
+        self.running_s += max(0.0, since - self.running_since)
         self.running_since = None
+        self.idle_since = since
 
     def event(
         self,
@@ -71,11 +78,16 @@ class Session:
         end_reason: EndReason | None = None,
         decided_by: DecidedBy | None = None,
     ) -> SessionEvent:
-        running_s = self.running_s
+        # Running and idle are each a sum of closed stretches and at most one open one, so each
+        # only grows from one event to the next, and so does its rounding; unlocked is their
+        # sum. (Rounding unlocked and running, and taking idle as the difference, made idle
+        # flip between two values while the machine ran: a later event could say 1 ms less.)
+        running_s, idle_s = self.running_s, self.idle_s
         if self.running_since is not None:
-            running_s += now - self.running_since
-        unlocked_ms = round((now - self.started) * 1000)
-        running_ms = min(round(running_s * 1000), unlocked_ms)
+            running_s += max(0.0, now - self.running_since)
+        if self.idle_since is not None:
+            idle_s += max(0.0, now - self.idle_since)
+        running_ms, idle_ms = round(running_s * 1000), round(idle_s * 1000)
         return SessionEvent(
             session_id=self.session_id,
             machine=self.machine,
@@ -85,10 +97,9 @@ class Session:
             member_id=self.member_id,
             decided_by=decided_by,
             supervisor_id=self.supervisor_id,
-            unlocked_ms=unlocked_ms,
+            unlocked_ms=running_ms + idle_ms,  # the three always add up exactly
             running_ms=running_ms,
-            # Idle is the rest of the powered time, so the three always add up exactly.
-            idle_ms=unlocked_ms - running_ms,
+            idle_ms=idle_ms,
             end_reason=None if end_reason is None else end_reason.value,
             energy_wh=None if self.energy is None else self.energy.wh(now),
         )
