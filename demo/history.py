@@ -28,6 +28,7 @@ from demo.workshop import GATEWAYS, MEMBERS, DemoMachine, DemoMember
 from server.billing.books import (
     PaymentKind,
     add_mandate,
+    close_month,
     export_sepa,
     outstanding,
     record_payment,
@@ -36,7 +37,6 @@ from server.billing.books import (
 from server.billing.consumables import add_consumable, record_sale
 from server.billing.invoices import PayerKind
 from server.billing.money import Rate
-from server.billing.monthly import close_month
 from server.billing.periods import WORKSHOP_TZ, Period, workshop_day
 from server.billing.store import add_price_version, insert_rows
 from server.db import make_engine, make_session_factory

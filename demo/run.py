@@ -36,7 +36,7 @@ from controller.gateway import Gateway
 from demo.broker import embedded_broker
 from demo.narrator import Narrator
 from demo.scenario import Scenario, round_steps, sessions_in
-from demo.workshop import GATEWAYS, SITE, gateway_config, seed
+from demo.workshop import GATEWAYS, SITE, DemoAccount, gateway_config, seed
 from server.app import create_app
 from server.settings import Settings
 from server.signing import create_key_file, load_signing_key
@@ -71,11 +71,26 @@ class DemoOptions:
     history: int = 0  # months of past usage and billing to add after the seed (--history)
 
 
+@dataclass(frozen=True)
+class _Api:
+    """The demo's own reads of the server's API, with an API token of the manager's."""
+
+    url: str
+    token: str
+
+    def get(self, path: str) -> Any:
+        request = urllib.request.Request(  # noqa: S310 - our own loopback API
+            self.url + path, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - our own loopback API
+            return json.loads(response.read())
+
+
 def run_demo(options: DemoOptions) -> int:
     say = Teller()
     try:
-        with _workshop(options, say) as (scenario, narrator, api_url):
-            return _play(scenario, narrator, api_url, options, say)
+        with _workshop(options, say) as (scenario, narrator, api):
+            return _play(scenario, narrator, api, options, say)
     except DemoFailed as error:
         print(f"demo: {error}", file=sys.stderr)
         return 1
@@ -84,7 +99,7 @@ def run_demo(options: DemoOptions) -> int:
         return 0
 
 
-def _play(scenario: Scenario, narrator: Narrator, api_url: str, options: DemoOptions, say: Teller) -> int:
+def _play(scenario: Scenario, narrator: Narrator, api: _Api, options: DemoOptions, say: Teller) -> int:
     stop = threading.Event()
     rounds = 0
     expected = 0
@@ -97,8 +112,8 @@ def _play(scenario: Scenario, narrator: Narrator, api_url: str, options: DemoOpt
             steps = round_steps(rounds)
             scenario.play(stop, steps)
             expected += sessions_in(steps)
-            ended = _wait_sessions(api_url, since, expected, timeout=20)
-            _summary(api_url, since, say)
+            ended = _wait_sessions(api, since, expected, timeout=20)
+            _summary(api, since, say)
             if options.once:
                 if ended != expected:
                     say(f"{ended} sessions were recorded, {expected} were expected")
@@ -112,7 +127,7 @@ def _play(scenario: Scenario, narrator: Narrator, api_url: str, options: DemoOpt
 
 
 @contextlib.contextmanager
-def _workshop(options: DemoOptions, say: Teller) -> Iterator[tuple[Scenario, Narrator, str]]:
+def _workshop(options: DemoOptions, say: Teller) -> Iterator[tuple[Scenario, Narrator, _Api]]:
     database_url = (
         options.database_url or os.environ.get("ATELIER_DATABASE_URL") or _fresh_sqlite(options.data_dir)
     )
@@ -146,17 +161,22 @@ def _workshop(options: DemoOptions, say: Teller) -> Iterator[tuple[Scenario, Nar
             _narrator(url, say) as narrator,
             _gateways(url, {keys.key_id: keys.public_text}) as gateways,
         ):
-            say(f"Server ready: {api_url}/api/v1/docs (API), {api_url}/api/v1/sessions (usage sessions)")
+            say(f"Server ready: {api_url}/api/v1/docs (the API; sign in or use a token, below)")
             say(
-                f"Also: {api_url}/metrics (Prometheus metrics), "
-                f"{api_url}/api/v1/reports/utilisation (hours running against hours powered)"
+                f"Also: {api_url}/metrics (Prometheus metrics, public), "
+                f"{api_url}/api/v1/reports/utilisation (hours running against hours powered: "
+                "treasurer, manager)"
             )
             say(
                 f"Gateways verify the allowlist the server signs with {keys.key_id} "
                 f"(public key {keys.public_text[:12]}…): they decide alone when it does not answer."
             )
-            _show_tokens(api_url, seeded.tokens, say)
-            yield Scenario(gateways, api_url, say, server), narrator, api_url
+            _show_accounts(api_url, seeded.accounts, say)
+            yield (
+                Scenario(gateways, api_url, say, server, seeded.own_token),
+                narrator,
+                _Api(api_url, seeded.own_token),
+            )
 
 
 def _seed_history(database_url: str, months: int, say: Teller) -> None:
@@ -256,14 +276,10 @@ def _server(settings: Settings, api_url: str) -> Iterator[_ServerLink]:
 
 def _health(api_url: str) -> dict[str, Any]:
     try:
-        return dict(_get(api_url, "/healthz"))
+        with urllib.request.urlopen(api_url + "/healthz", timeout=5) as response:  # noqa: S310 - our own loopback API
+            return dict(json.loads(response.read()))
     except OSError:
         return {}
-
-
-def _get(api_url: str, path: str) -> Any:
-    with urllib.request.urlopen(api_url + path, timeout=5) as response:  # noqa: S310 - our own loopback API
-        return json.loads(response.read())
 
 
 @contextlib.contextmanager
@@ -301,39 +317,52 @@ def _gateways(mqtt_url: str, allowlist_keys: dict[str, str]) -> Iterator[dict[st
 
 
 _VIEWS = {
-    "Maëlle": "/api/v1/training/expiring?days=365",
-    "Chloé": "/api/v1/me/decisions",
-    "Nadia": "/api/v1/me",
+    "member": "/api/v1/me/decisions",
+    "trainer": "/api/v1/training/expiring?days=365",
+    "treasurer": "/api/v1/sessions",
+    "manager": "/api/v1/audit",
 }
 
 
-def _show_tokens(api_url: str, tokens: dict[str, str], say: Teller) -> None:
-    say("API tokens made for this run (trainer, member, manager), to try the API while it runs:")
-    for name, token in tokens.items():
-        path = next((p for first, p in _VIEWS.items() if name.startswith(first)), "/api/v1/me")
-        say(f"    {name:<15} curl -H 'Authorization: Bearer {token}' {api_url}{path}")
+def _show_accounts(api_url: str, accounts: tuple[DemoAccount, ...], say: Teller) -> None:
+    say("Sign in as each role (passwords made for this run; the web interface will take the same):")
+    for account in accounts:
+        say(
+            f"    {account.role:<10} {account.name:<15} curl -c {account.role}.jar "
+            f"-d login={account.login} -d password={account.password} {api_url}/api/v1/auth/login"
+        )
+    say(
+        f"    then: curl -b member.jar {api_url}/api/v1/me  (a POST, PUT, PATCH or DELETE also sends "
+        "-H 'X-CSRF-Token: <the csrf_token of the sign-in answer>')"
+    )
+    say("API tokens made for this run (member, trainer, treasurer, manager), to try the API while it runs:")
+    for account in accounts:
+        say(
+            f"    {account.name:<15} curl -H 'Authorization: Bearer {account.token}' "
+            f"{api_url}{_VIEWS[account.role]}"
+        )
 
 
-def _sessions_since(api_url: str, since: str) -> list[dict[str, Any]]:
+def _sessions_since(api: _Api, since: str) -> list[dict[str, Any]]:
     query = urllib.parse.urlencode({"since": since, "limit": 500})
-    return list(_get(api_url, f"/api/v1/sessions?{query}"))
+    return list(api.get(f"/api/v1/sessions?{query}"))
 
 
-def _wait_sessions(api_url: str, since: str, expected: int, timeout: float) -> int:
+def _wait_sessions(api: _Api, since: str, expected: int, timeout: float) -> int:
     deadline = time.monotonic() + timeout
     ended = 0
     while time.monotonic() < deadline:
-        ended = sum(1 for s in _sessions_since(api_url, since) if s["ended_at"] is not None)
+        ended = sum(1 for s in _sessions_since(api, since) if s["ended_at"] is not None)
         if ended >= expected:
             break
         time.sleep(0.25)
     return ended
 
 
-def _summary(api_url: str, since: str, say: Teller) -> None:
-    names = {m["id"]: m["name"] for m in _get(api_url, "/api/v1/members?limit=500")}
-    sessions = _sessions_since(api_url, since)
-    say(f"The server recorded {len(sessions)} usage sessions in this run (GET {api_url}/api/v1/sessions):")
+def _summary(api: _Api, since: str, say: Teller) -> None:
+    names = {m["id"]: m["name"] for m in api.get("/api/v1/members?limit=500")}
+    sessions = _sessions_since(api, since)
+    say(f"The server recorded {len(sessions)} usage sessions in this run (GET {api.url}/api/v1/sessions):")
     for s in sorted(sessions, key=lambda s: str(s["started_at"]))[-12:]:
         who = names.get(s["member_id"], "?")
         supervisor = f", supervised by {names.get(s['supervisor_id'], '?')}" if s.get("supervisor_id") else ""

@@ -150,10 +150,17 @@ def sessions_in(steps: tuple[Step, ...]) -> int:
 
 class Scenario:
     def __init__(
-        self, gateways: dict[str, Gateway], api_url: str, say: Say, server: ServerSwitch | None = None
+        self,
+        gateways: dict[str, Gateway],
+        api_url: str,
+        say: Say,
+        server: ServerSwitch | None = None,
+        token: str | None = None,
     ) -> None:
+        """``token``: an API token of a manager (scope ``manage``), for the lockouts."""
         self._stations = {mid: g.machines[mid] for g in gateways.values() for mid in g.machines}
         self._api_url = api_url
+        self._token = token
         self._say = say
         self._server = server
 
@@ -212,7 +219,8 @@ class Scenario:
             self._api_url + path,
             data=json.dumps(body).encode(),
             method="PATCH",
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json"}
+            | ({"Authorization": f"Bearer {self._token}"} if self._token else {}),
         )
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - our own loopback API
             response.read()

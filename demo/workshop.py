@@ -4,11 +4,13 @@ Two gateways: ``textile`` drives two industrial sewing machines, an overlocker
 and an embroidery machine; ``fablab`` drives a 3D printer. The members are
 chosen so that every rule of access shows up: trained members are granted,
 an untrained one, an expired certification, a suspended member and an unknown
-badge are refused, each with its reason.
+badge are refused, each with its reason. A member, a trainer, a treasurer and a
+manager get a fresh password and API token at every start, printed by the demo.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from server import workshop
+from server.auth.passwords import set_password
+from server.auth.scopes import Scope
+from server.auth.sessions import revoke_sessions
 from server.auth.tokens import create_token
 from server.db import make_engine, make_session_factory, upgrade_database
 from server.models.certification import CertificationLevel
@@ -105,26 +110,47 @@ class DemoMember:
     expired: tuple[str, ...] = ()
     suspended: bool = False
     manager: bool = False
+    treasurer: bool = False
+    email: str | None = None
 
 
 AUTONOMOUS = CertificationLevel.AUTONOMOUS
 MEMBERS = (
-    DemoMember("Maëlle Laurent", "04A0B1C2D3", {"industrial-sewing": CertificationLevel.TRAINER}),
+    DemoMember(
+        "Maëlle Laurent",
+        "04A0B1C2D3",
+        {"industrial-sewing": CertificationLevel.TRAINER},
+        email="maelle@atelier.example",
+    ),
     DemoMember("Amina Diallo", "04A1B2C3D4", {"industrial-sewing": AUTONOMOUS, "overlocker": AUTONOMOUS}),
-    DemoMember("Lucas Martin", "04B2C3D4E5", {"industrial-sewing": AUTONOMOUS, "embroidery": AUTONOMOUS}),
+    # A member who keeps the books too: the treasurer.
+    DemoMember(
+        "Lucas Martin",
+        "04B2C3D4E5",
+        {"industrial-sewing": AUTONOMOUS, "embroidery": AUTONOMOUS},
+        treasurer=True,
+        email="lucas@atelier.example",
+    ),
     DemoMember("Léa Moreau", "04C3D4E5F6", {"industrial-sewing": AUTONOMOUS}),
     DemoMember("Hugo Petit", "04D4E5F607", {"fdm-printer": AUTONOMOUS}),
-    DemoMember("Chloé Bernard", "04E5F60718"),  # joined last week, not trained yet
+    DemoMember(
+        "Chloé Bernard", "04E5F60718", email="chloe@atelier.example"
+    ),  # joined last week, not trained yet
     DemoMember("Sofia Rossi", "04F6071829", expired=("embroidery",)),
     DemoMember("Karim Haddad", "0407182930", {"industrial-sewing": AUTONOMOUS}, suspended=True),
     # A beginner: may sew only while a trainer is at the machine.
     DemoMember("Inès Garnier", "0418293A4B", {"industrial-sewing": CertificationLevel.SUPERVISED}),
     # The workshop's animator: runs machines, badges and members.
-    DemoMember("Nadia Benali", "04293A4B5C", manager=True),
+    DemoMember("Nadia Benali", "04293A4B5C", manager=True, email="nadia@atelier.example"),
 )
 
-TOKEN_HOLDERS = ("Maëlle", "Chloé", "Nadia")
-"""Members the demo prints an API token for, to try the trainer, member and manager views."""
+ACCOUNTS = (
+    ("member", "Chloé", frozenset({Scope.READ})),
+    ("trainer", "Maëlle", frozenset({Scope.READ, Scope.TRAINING})),
+    ("treasurer", "Lucas", frozenset({Scope.READ, Scope.BILLING})),
+    ("manager", "Nadia", frozenset(Scope)),
+)
+"""The members the demo signs in as, one per role, with the scopes of the API token it prints for each."""
 
 UNKNOWN_BADGE = "0DEADBEEF0"
 
@@ -138,13 +164,35 @@ def machine(machine_id: str) -> DemoMachine:
 
 
 @dataclass(frozen=True)
+class DemoAccount:
+    """How to act as one role: sign in with ``login`` and ``password``, or send ``token``."""
+
+    role: str
+    name: str
+    login: str
+    password: str
+    token: str
+
+
+@dataclass(frozen=True)
 class Seeded:
     created: bool  # False: the workshop was already in the database
-    tokens: dict[str, str]  # member name -> a new API token acting as them
+    accounts: tuple[DemoAccount, ...]
+    own_token: str  # the demo's own: it reads sessions and members, and locks machines out
+
+    @property
+    def tokens(self) -> dict[str, str]:
+        """Member name -> the API token printed for them."""
+        return {account.name: account.token for account in self.accounts}
+
+
+def demo_password() -> str:
+    # Made afresh at every start and printed: a demo database left somewhere has no known password.
+    return "demo-" + secrets.token_urlsafe(9)
 
 
 def seed(database_url: str, *, now: datetime | None = None) -> Seeded:
-    """Create the workshop in the database unless it is there, and issue fresh API tokens."""
+    """Create the workshop in the database unless it is there, and issue fresh passwords and tokens."""
     now = now or datetime.now(UTC)
     upgrade_database(database_url)
     engine = make_engine(database_url)
@@ -153,12 +201,21 @@ def seed(database_url: str, *, now: datetime | None = None) -> Seeded:
             created = db.scalar(sa.select(Gateway.id).where(Gateway.slug == GATEWAYS[0].id)) is None
             if created:
                 _seed(db, now)
-            tokens = {}
-            for holder in TOKEN_HOLDERS:
-                member = db.scalars(sa.select(Member).where(Member.name.startswith(holder))).one()
-                tokens[member.name] = create_token(db, member.id, now=now, label="demo").token
+            accounts = []
+            for role, first_name, scopes in ACCOUNTS:
+                member = db.scalars(sa.select(Member).where(Member.name.startswith(first_name))).one()
+                password = demo_password()
+                set_password(db, member.id, password, now=now, by=None)
+                revoke_sessions(db, member.id, now=now)
+                token = create_token(db, member.id, scopes=scopes, now=now, label=f"demo {role}").token
+                login = member.email or str(member.id)
+                accounts.append(DemoAccount(role, member.name, login, password, token))
+            manager = db.scalars(sa.select(Member).where(Member.name.startswith(ACCOUNTS[-1][1]))).one()
+            own = create_token(
+                db, manager.id, scopes={Scope.READ, Scope.MANAGE}, now=now, label="demo narrator"
+            ).token
             db.commit()
-            return Seeded(created, tokens)
+            return Seeded(created, tuple(accounts), own)
     finally:
         engine.dispose()
 
@@ -175,9 +232,13 @@ def _seed(db: Session, now: datetime) -> None:
     trainer = None
     for person in MEMBERS:
         status = MemberStatus.SUSPENDED if person.suspended else MemberStatus.ACTIVE
-        member = workshop.add_member(db, person.name, badge=person.badge, status=status, now=now)
-        if person.manager:
-            workshop.set_member_roles(db, member.id, manager=True, now=now)
+        member = workshop.add_member(
+            db, person.name, email=person.email, badge=person.badge, status=status, now=now
+        )
+        if person.manager or person.treasurer:
+            workshop.set_member_roles(
+                db, member.id, manager=person.manager or None, treasurer=person.treasurer or None, now=now
+            )
         trainer = trainer or member.id
         for skill, level in person.skills.items():
             granted_by = None if member.id == trainer else trainer

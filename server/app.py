@@ -10,6 +10,8 @@ from server.api.errors import install_error_handlers
 from server.api.routes import api_router
 from server.api.routes.health import router as health_router
 from server.api.routes.metrics import router as metrics_router
+from server.auth.policy import check_policies
+from server.auth.ratelimit import LoginLimiter
 from server.db import make_engine, make_session_factory, upgrade_database
 from server.mqtt import MqttService
 from server.observability import ServerMetrics
@@ -86,6 +88,12 @@ def create_app(settings: Settings | None = None, *, mqtt: bool = True, sweep: bo
     app.include_router(api_router)
     app.include_router(health_router)
     app.include_router(metrics_router)
+    app.state.login_limiter = LoginLimiter(
+        per_account=settings.login_failures_per_account,
+        per_client=settings.login_failures_per_client,
+        window_s=settings.login_failure_window_s,
+    )
+    check_policies(app)
     return app
 
 

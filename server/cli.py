@@ -98,66 +98,6 @@ def _training_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def _token_create(args: argparse.Namespace) -> int:
-    from server.auth.tokens import create_token  # noqa: PLC0415
-    from server.clock import utc_now  # noqa: PLC0415
-
-    with _database() as db:
-        issued = create_token(db, args.member, now=utc_now(), label=args.label)
-        db.commit()
-    print(
-        f"API token {issued.id} for member {issued.member_id}"
-        f"{f' ({issued.label})' if issued.label else ''}. It is shown once: keep it now.",
-        file=sys.stderr,
-    )
-    print(issued.token)
-    return 0
-
-
-def _token_revoke(args: argparse.Namespace) -> int:
-    from server.auth.tokens import revoke_token  # noqa: PLC0415
-    from server.clock import utc_now  # noqa: PLC0415
-
-    with _database() as db:
-        revoke_token(db, args.token_id, now=utc_now())
-        db.commit()
-    print(f"API token {args.token_id} revoked", file=sys.stderr)
-    return 0
-
-
-def _token_list(args: argparse.Namespace) -> int:
-    from server.auth.tokens import list_tokens  # noqa: PLC0415
-
-    with _database() as db:
-        for token in list_tokens(db, args.member):
-            state = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "active"
-            print(
-                f"{token.id}\tmember {token.member_id}\t{state}\t{token.created_at:%Y-%m-%d}\t{token.label}"
-            )
-    return 0
-
-
-def _member_role(args: argparse.Namespace) -> int:
-    from server import workshop  # noqa: PLC0415
-
-    with _database() as db:
-        member = workshop.set_member_roles(db, args.member, manager=args.manager, treasurer=args.treasurer)
-        db.commit()
-        roles = [
-            role
-            for role, held in (("manager", member.is_manager), ("treasurer", member.is_treasurer))
-            if held
-        ]
-        print(f"member {member.id} ({member.name}): {', '.join(roles) or 'no role'}")
-    return 0
-
-
-def _on_off(value: str) -> bool:
-    if value not in ("on", "off"):
-        raise argparse.ArgumentTypeError("say on or off")
-    return value == "on"
-
-
 def _keys_failing(action: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Report a key that cannot be made or read as one line and exit code 1."""
 
@@ -247,29 +187,9 @@ def _add_training_commands(subparsers: "argparse._SubParsersAction[argparse.Argu
     )
     sweep.set_defaults(func=_failing(_training_sweep))
 
-    token = subparsers.add_parser("token", help="API tokens: a member's key to the REST API")
-    commands = token.add_subparsers(dest="token_command", required=True, metavar="COMMAND")
-    create = commands.add_parser("create", help="make a token for a member and print it, once")
-    create.add_argument("--member", type=int, required=True, help="the member id the token acts as")
-    create.add_argument("--label", default="", help="what the token is for, e.g. 'Tess laptop'")
-    create.set_defaults(func=_failing(_token_create))
-    revoke = commands.add_parser("revoke", help="stop a token from working")
-    revoke.add_argument("token_id", type=int, help="the token's id, as printed by create or list")
-    revoke.set_defaults(func=_failing(_token_revoke))
-    listing = commands.add_parser("list", help="list tokens (never the tokens themselves)")
-    listing.add_argument("--member", type=int, help="only this member's")
-    listing.set_defaults(func=_failing(_token_list))
+    from server.auth.cli import add_account_commands  # noqa: PLC0415 - it imports this module
 
-    member = subparsers.add_parser("member", help="members' roles")
-    commands = member.add_subparsers(dest="member_command", required=True, metavar="COMMAND")
-    role = commands.add_parser(
-        "role",
-        help="give or take the manager and treasurer roles (trainers are made by certifying them)",
-    )
-    role.add_argument("--member", type=int, required=True, help="the member id")
-    role.add_argument("--manager", type=_on_off, metavar="on|off", help="manager role")
-    role.add_argument("--treasurer", type=_on_off, metavar="on|off", help="treasurer role")
-    role.set_defaults(func=_failing(_member_role))
+    add_account_commands(subparsers)
 
 
 def add_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:

@@ -42,6 +42,21 @@ class Settings(BaseSettings):
     server's by more than this, or its wall-clock span and its monotonic duration differ
     by more than this (the clock jumped mid-session)."""
 
+    # Signing in to the web interface and the API (docs/security.md, section 4).
+    session_lifetime_s: Annotated[int, Field(ge=300, le=30 * 86_400)] = 12 * 3600
+    """A browser session ends this long after sign-in, however active."""
+    session_idle_timeout_s: Annotated[int, Field(ge=60, le=30 * 86_400)] = 2 * 3600
+    """... or after this long without a request."""
+    cookie_secure: bool | None = None
+    """True: session cookies are always ``Secure`` and named ``__Host-...`` (set it behind a
+    TLS proxy). None: so when the request came over HTTPS (``X-Forwarded-Proto`` from a
+    trusted proxy counts). False: never (plain-HTTP development only)."""
+    login_failures_per_account: Annotated[int, Field(ge=1, le=1000)] = 5
+    """Wrong passwords for one account within ``login_failure_window_s`` before sign-in is refused (429)."""
+    login_failures_per_client: Annotated[int, Field(ge=1, le=10_000)] = 20
+    """... and from one client address: higher, since a workshop's members share one public address."""
+    login_failure_window_s: Annotated[int, Field(ge=1, le=86_400)] = 15 * 60
+
     # The signed allowlist each gateway decides from when the server does not answer.
     signing_key_file: Path | None = None
     """The site's Ed25519 private key (PEM, PKCS8, unencrypted), made by ``atelier keys
@@ -85,11 +100,11 @@ class Settings(BaseSettings):
             return value.strip()
         return value
 
-    @field_validator("signing_key_file", mode="before")
+    @field_validator("signing_key_file", "cookie_secure", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
-            return None  # an empty ATELIER_SIGNING_KEY_FILE means unset
+            return None  # e.g. an empty ATELIER_SIGNING_KEY_FILE means unset
         return value
 
     @field_validator("log_level")

@@ -36,6 +36,9 @@ from server.training.history import record_grant, record_revocation
 
 T = TypeVar("T")
 
+UNCHANGED: Any = object()
+"""A keyword left out, where None means something (clear the value)."""
+
 
 class WorkshopError(Exception):
     """Root of the errors a manager's action can meet."""
@@ -91,13 +94,22 @@ def add_member(
     badge: str | None = None,
     status: MemberStatus = MemberStatus.ACTIVE,
     now: datetime | None = None,
+    by: int | None = None,
 ) -> Member:
-    """A new member, with a badge enrolled for them when ``badge`` (a hex UID) is given."""
+    """A new member, with a badge enrolled for them when ``badge`` (a hex UID) is given.
+
+    Like every change to a member or a badge here, it goes to the audit trail with ``by``,
+    the member who acted (None: a command-line tool or the server). The trail names the
+    fields that changed but never holds their personal values (a name, an e-mail, a badge
+    UID), so that erasing a member (:mod:`server.privacy`) leaves it as it is.
+    """
     if not name.strip():
         raise InvalidValue("a member needs a name")
-    member = _added(db, Member(name=name.strip(), email=email, status=status, created_at=_when(now)))
+    at = _when(now)
+    member = _added(db, Member(name=name.strip(), email=email, status=status, created_at=at))
+    audit(db, "member.create", "member", member.id, actor_id=by, at=at, details={"status": status})
     if badge is not None:
-        enrol_badge(db, member.id, badge, now=now)
+        enrol_badge(db, member.id, badge, now=now, by=by)
     return member
 
 
@@ -108,23 +120,77 @@ def get_member(db: Session, member_id: int) -> Member:
     return member
 
 
-def set_member_status(db: Session, member_id: int, status: MemberStatus) -> Member:
-    member = get_member(db, member_id)
-    member.status = status
-    db.flush()
+def check_not_erased(member: Member) -> Member:
+    """``member``, unless erased: an erased member's record no longer changes."""
+    if member.erased_at is not None:
+        raise Conflict(f"member {member.id} was erased: their record no longer changes")
     return member
 
 
-def enrol_badge(db: Session, member_id: int, uid: str, *, now: datetime | None = None) -> Badge:
+def set_member_status(
+    db: Session, member_id: int, status: MemberStatus, *, by: int | None = None, now: datetime | None = None
+) -> Member:
+    member = check_not_erased(get_member(db, member_id))
+    before = member.status
+    member.status = status
+    db.flush()
+    if status is not before:
+        audit(
+            db, "member.status", "member", member.id, actor_id=by, at=_when(now),
+            details={"before": before, "after": status},
+        )  # fmt: skip
+    return member
+
+
+def update_member(
+    db: Session,
+    member_id: int,
+    *,
+    name: str | None = None,
+    email: str | None = UNCHANGED,
+    address: str | None = None,
+    by: int | None = None,
+    now: datetime | None = None,
+) -> Member:
+    """Change a member's name, e-mail (None clears it; left out: unchanged) or postal address."""
+    member = check_not_erased(get_member(db, member_id))
+    changed = []
+    if name is not None:
+        if not name.strip():
+            raise InvalidValue("a member needs a name")
+        if name.strip() != member.name:
+            member.name = name.strip()
+            changed.append("name")
+    if email is not UNCHANGED and email != member.email:
+        member.email = email
+        changed.append("email")
+    if address is not None and address != member.address:
+        member.address = address
+        changed.append("address")
+    db.flush()
+    if changed:
+        audit(
+            db, "member.update", "member", member.id, actor_id=by, at=_when(now), details={"changed": changed}
+        )
+    return member
+
+
+def enrol_badge(
+    db: Session, member_id: int, uid: str, *, now: datetime | None = None, by: int | None = None
+) -> Badge:
     """Enrol badge ``uid`` (hex, any case) for a member; a UID is enrolled once only."""
     try:
         uid = normalise_uid(uid)
     except ValueError as error:
         raise InvalidValue(str(error)) from None
-    get_member(db, member_id)
+    check_not_erased(get_member(db, member_id))
     if db.scalar(sa.select(Badge.id).where(Badge.uid == uid)) is not None:
         raise AlreadyExists(f"badge {uid} is already enrolled")
-    return _added(db, Badge(uid=uid, member_id=member_id, enrolled_at=_when(now)))
+    at = _when(now)
+    badge = _added(db, Badge(uid=uid, member_id=member_id, enrolled_at=at))
+    # The badge's row id, not its UID: the trail keeps no badge number (see add_member).
+    audit(db, "badge.enrol", "badge", badge.id, actor_id=by, at=at, details={"member_id": member_id})
+    return badge
 
 
 def get_badge(db: Session, uid: str) -> Badge:
@@ -134,11 +200,20 @@ def get_badge(db: Session, uid: str) -> Badge:
     return badge
 
 
-def set_badge_active(db: Session, uid: str, active: bool) -> Badge:
+def set_badge_active(
+    db: Session, uid: str, active: bool, *, by: int | None = None, now: datetime | None = None
+) -> Badge:
     """Disable a lost badge (or enable it again); its history stays."""
     badge = get_badge(db, uid)
-    badge.active = active
-    db.flush()
+    if active:
+        check_not_erased(badge.member)
+    if badge.active is not active:
+        badge.active = active
+        db.flush()
+        audit(
+            db, "badge.enable" if active else "badge.disable", "badge", badge.id, actor_id=by, at=_when(now),
+            details={"member_id": badge.member_id},
+        )  # fmt: skip
     return badge
 
 
@@ -163,21 +238,18 @@ def add_skill(
     return set_skill_training(db, slug, prerequisites=prerequisites, disuse_months=disuse_months)
 
 
-_UNCHANGED: Any = object()
-
-
 def set_skill_training(
     db: Session,
     slug: str,
     *,
     prerequisites: Iterable[str] | None = None,
-    disuse_months: int | None = _UNCHANGED,
+    disuse_months: int | None = UNCHANGED,
 ) -> Skill:
     """Change a skill's prerequisites (slugs; None leaves them) and its disuse period
     (None: never lapses by disuse; left out: unchanged). A skill cannot require itself,
     even through others."""
     skill = get_skill(db, slug)
-    if disuse_months is not _UNCHANGED:
+    if disuse_months is not UNCHANGED:
         if disuse_months is not None and not 1 <= disuse_months <= 120:
             raise InvalidValue(f"a disuse period is 1 to 120 months, not {disuse_months}")
         skill.disuse_months = disuse_months
@@ -309,7 +381,7 @@ def set_member_roles(
 
     Trainers are not named here: a member trains the skills they hold at the trainer level.
     """
-    member = get_member(db, member_id)
+    member = check_not_erased(get_member(db, member_id))
     before = {"manager": member.is_manager, "treasurer": member.is_treasurer}
     if manager is not None:
         member.is_manager = manager
@@ -383,10 +455,22 @@ def get_machine(db: Session, slug: str) -> Machine:
     return machine
 
 
-def set_lockout(db: Session, slug: str, locked_out: bool, reason: str | None = None) -> Machine:
+def set_lockout(
+    db: Session,
+    slug: str,
+    locked_out: bool,
+    reason: str | None = None,
+    *,
+    by: int | None = None,
+    now: datetime | None = None,
+) -> Machine:
     """Lock a machine out (broken, being serviced) or back in; badge taps are refused meanwhile."""
     machine = get_machine(db, slug)
     machine.locked_out = locked_out
     machine.lockout_reason = reason if locked_out else None
     db.flush()
+    audit(
+        db, "machine.lockout" if locked_out else "machine.lockout_lift", "machine", machine.slug, actor_id=by,
+        at=_when(now), details={"reason": machine.lockout_reason},
+    )  # fmt: skip
     return machine

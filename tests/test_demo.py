@@ -65,6 +65,14 @@ def test_one_round_of_the_demo_records_every_session(tmp_path: Path) -> None:
     assert "Hugo: REFUSED at the gateway (server_unreachable)" in output
     assert "Nadia Benali: granted OFFLINE by the gateway" in output
     assert "Authorization: Bearer" in output, "the demo prints API tokens to try"
+    # It makes its own credentials: a sign-in and a token per role (its own token reads the sessions above).
+    for role, login in (
+        ("member", "chloe@atelier.example"),
+        ("trainer", "maelle@atelier.example"),
+        ("treasurer", "lucas@atelier.example"),
+        ("manager", "nadia@atelier.example"),
+    ):
+        assert f"curl -c {role}.jar -d login={login} -d password=demo-" in output, role
     assert (tmp_path / "atelier.db").exists(), "the demo's SQLite database is where it was told"
 
 

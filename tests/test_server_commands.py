@@ -22,6 +22,9 @@ from protocol.mqtt import BrokerURL, make_client
 from protocol.topics import Channel, topic
 from server import workshop
 from server.app import create_app
+from server.auth.scopes import Scope
+from server.auth.tokens import create_token
+from server.clock import utc_now
 from server.db import make_engine, make_session_factory, upgrade_database
 from server.models import UsageSession
 from server.mqtt import MqttService
@@ -48,6 +51,19 @@ def settings(broker: Mosquitto, database_url: str, site_id: str) -> Settings:
         db.commit()
     engine.dispose()
     return Settings(database_url=database_url, mqtt_url=broker.url, site=site_id)
+
+
+@pytest.fixture
+def as_manager(settings: Settings) -> dict[str, str]:
+    """Headers acting as a manager, through an API token (scope manage)."""
+    engine = make_engine(settings.database_url)
+    with make_session_factory(engine)() as db:
+        nadia = workshop.add_member(db, "Nadia Benali")
+        workshop.set_member_roles(db, nadia.id, manager=True)
+        token = create_token(db, nadia.id, scopes={Scope.MANAGE}, now=utc_now()).token
+        db.commit()
+    engine.dispose()
+    return {"Authorization": f"Bearer {token}"}
 
 
 class CommandSpy:
@@ -104,7 +120,7 @@ def test_a_server_that_connects_asks_its_gateways_to_publish_again(
 
 
 def test_a_lockout_ends_the_session_once_the_machine_is_idle_and_refuses_the_next_tap(
-    settings: Settings, spy: CommandSpy, site_id: str, tmp_path: Path
+    settings: Settings, spy: CommandSpy, site_id: str, tmp_path: Path, as_manager: dict[str, str]
 ) -> None:
     clock = ManualClock(wall_origin_ms=time.time_ns() // 1_000_000)
     app = create_app(settings, sweep=False)
@@ -122,7 +138,9 @@ def test_a_lockout_ends_the_session_once_the_machine_is_idle_and_refuses_the_nex
         assert gateway.wait_for(lambda: sewing.state is RUNNING, 5)
 
         answer = client.patch(
-            "/api/v1/machines/sew-1/lockout", json={"locked_out": True, "reason": "needle guard"}
+            "/api/v1/machines/sew-1/lockout",
+            json={"locked_out": True, "reason": "needle guard"},
+            headers=as_manager,
         )
         assert answer.status_code == 200, answer.text
         lock = spy.wait_for(CommandAction.LOCK)

@@ -74,8 +74,8 @@ def _refusing(action: Callable[[Session, argparse.Namespace], int]) -> Command:
 
 
 def _close(db: Session, args: argparse.Namespace) -> int:
+    from server.billing.books import close_month  # noqa: PLC0415
     from server.billing.money import format_cents  # noqa: PLC0415
-    from server.billing.monthly import close_month  # noqa: PLC0415
     from server.billing.periods import Period  # noqa: PLC0415
 
     result = close_month(db, Period.parse(args.period), args.issued_on or _today())

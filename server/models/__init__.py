@@ -34,6 +34,7 @@ from server.models.machine import Machine, machine_skills
 from server.models.member import Member, MemberStatus
 from server.models.skill import Skill, skill_prerequisites
 from server.models.usage_session import UsageSession
+from server.models.web_session import WebSession
 
 __all__ = [
     "LEVEL_RANK",
@@ -74,6 +75,7 @@ __all__ = [
     "Skill",
     "UsageCharge",
     "UsageSession",
+    "WebSession",
     "machine_skills",
     "skill_prerequisites",
 ]

@@ -23,7 +23,12 @@ class ApiToken(Base):
     """Lower-case hex SHA-256 of the token."""
     member_id: Mapped[int] = mapped_column(ForeignKey("members.id"), index=True)
     label: Mapped[str] = mapped_column(String(120), default="")
+    scopes: Mapped[str] = mapped_column(String(64))
+    """What it may do, space-separated (``read training``): :class:`server.auth.scopes.Scope`.
+    A request needs both the scope and the member's role."""
     created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    """After this it no longer works; None: until revoked."""
     revoked_at: Mapped[datetime | None]
 
     member: Mapped[Member] = relationship()

@@ -46,5 +46,11 @@ class Member(Base):
     """A member of this partner association pays member prices."""
     prepaid: Mapped[bool] = mapped_column(default=False)
     """Pays ahead: refused at the machine below the minimum balance."""
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    """The argon2id hash of their password (:mod:`server.auth.passwords`); None: cannot sign in."""
+    password_changed_at: Mapped[datetime | None]
+    erased_at: Mapped[datetime | None]
+    """When a manager erased them (:mod:`server.privacy`): their personal fields are
+    pseudonymised, they cannot sign in, and their record no longer changes."""
 
     badges: Mapped[list["Badge"]] = relationship(back_populates="member", order_by="Badge.id")

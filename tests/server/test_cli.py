@@ -72,8 +72,11 @@ def test_server_answers_api_and_gateways(database_url: str, broker: Mosquitto, w
     try:
         health = wait_until_ready(port, process)
         assert health == {"status": "ok", "database": "ok", "mqtt": "connected"}
-        members = httpx.get(f"http://127.0.0.1:{port}/api/v1/members").json()
-        assert len(members) == 6
+        assert httpx.get(f"http://127.0.0.1:{port}/api/v1/members").status_code == 401
+        members = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/members", headers=manager_token(database_url)
+        ).json()
+        assert len(members) == 7  # and the manager
         gateway = FakeGateway(broker.url, workshop.site, workshop.gateway)
         try:
             assert gateway.ask("sewing-1", workshop.alice_badge).granted
@@ -83,6 +86,25 @@ def test_server_answers_api_and_gateways(database_url: str, broker: Mosquitto, w
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output.decode(errors="replace")
+
+
+def manager_token(database_url: str) -> dict[str, str]:
+    from server import workshop as manage  # noqa: PLC0415
+    from server.auth.scopes import Scope  # noqa: PLC0415
+    from server.auth.tokens import create_token  # noqa: PLC0415
+    from server.db import make_session_factory  # noqa: PLC0415
+    from tests.server.conftest import NOW  # noqa: PLC0415
+
+    engine = make_engine(database_url)
+    try:
+        with make_session_factory(engine)() as db:
+            manager = manage.add_member(db, "Manon Manager").id
+            manage.set_member_roles(db, manager, manager=True)
+            issued = create_token(db, manager, scopes={Scope.READ}, now=NOW)
+            db.commit()
+    finally:
+        engine.dispose()
+    return {"Authorization": f"Bearer {issued.token}"}
 
 
 def wait_until_ready(port: int, process: subprocess.Popen[bytes], timeout: float = 30.0) -> object:
@@ -111,33 +133,56 @@ def test_token_create_list_and_revoke(
     database_url: str, workshop: Workshop, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from server.auth.tokens import member_for_token  # noqa: PLC0415
+    from server.clock import utc_now  # noqa: PLC0415
     from server.db import make_session_factory  # noqa: PLC0415
 
     monkeypatch.setenv("ATELIER_DATABASE_URL", database_url)
-    assert run(["token", "create", "--member", str(workshop.trainer), "--label", "Tess laptop"]) == 0
+    assert (
+        run(
+            [
+                "token",
+                "create",
+                "--member",
+                str(workshop.trainer),
+                "--label",
+                "Tess laptop",
+                "--scope",
+                "training",
+                "--expires-days",
+                "30",
+            ]
+        )
+        == 0
+    )
     out, err = capsys.readouterr()
     token = out.strip()
     assert token.startswith("atl_")
     assert "It is shown once" in err
+    assert "scopes read training, until" in err
     engine = make_engine(database_url)
     try:
         with make_session_factory(engine)() as db:
-            member = member_for_token(db, token)
+            member = member_for_token(db, token, utc_now())
             assert member is not None
             assert member.id == workshop.trainer
         assert run(["token", "list", "--member", str(workshop.trainer)]) == 0
         listed = capsys.readouterr().out
-        assert "active" in listed
+        assert "\tactive until " in listed
+        assert "\tread training\t" in listed
         assert "Tess laptop" in listed
         assert token not in listed
         token_id = listed.split("\t")[0]
         assert run(["token", "revoke", token_id]) == 0
         with make_session_factory(engine)() as db:
-            assert member_for_token(db, token) is None
+            assert member_for_token(db, token, utc_now()) is None
         assert run(["token", "revoke", token_id]) == 1
         assert "already revoked" in capsys.readouterr().err
         assert run(["token", "create", "--member", "999"]) == 1
         assert "no member 999" in capsys.readouterr().err
+        assert run(["token", "create", "--member", str(workshop.bob), "--scope", "admin"]) == 2
+        assert "unknown scope 'admin'" in capsys.readouterr().err
+        assert run(["token", "create", "--member", str(workshop.bob)]) == 0  # read, by default
+        assert "scopes read." in capsys.readouterr().err
     finally:
         engine.dispose()
 
@@ -201,3 +246,56 @@ def test_keys_create_and_public(
     broken = parser().parse_args(["keys", "public", "--key", str(tmp_path / "missing.pem")])
     assert broken.func(broken) == 1
     assert "cannot read the signing key" in capsys.readouterr().err
+
+
+def test_member_add_password_export_and_erase(
+    database_url: str,
+    workshop: Workshop,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import io  # noqa: PLC0415
+    import json  # noqa: PLC0415
+
+    from server.auth.passwords import verify_password  # noqa: PLC0415
+    from server.db import make_session_factory  # noqa: PLC0415
+    from server.models import Member  # noqa: PLC0415
+
+    monkeypatch.setenv("ATELIER_DATABASE_URL", database_url)
+    assert run(["member", "add", "--name", "Nadia Benali", "--email", "nadia@example.org"]) == 0
+    nadia = int(capsys.readouterr().out.strip())
+    monkeypatch.setattr("sys.stdin", io.StringIO("her first passphrase\n"))
+    assert run(["member", "password", "--member", str(nadia)]) == 0
+    assert "password set; 0 session(s) ended" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert run(["member", "password", "--member", str(nadia)]) == 1
+    assert "at least 10 characters" in capsys.readouterr().err
+    engine = make_engine(database_url)
+    try:
+        with make_session_factory(engine)() as db:
+            member = db.get(Member, nadia)
+            assert member is not None
+            assert verify_password(member.password_hash, "her first passphrase")
+
+        out = tmp_path / "bob.json"
+        assert run(["member", "export", "--member", str(workshop.bob), "--out", str(out)]) == 0
+        assert stat.S_IMODE(out.stat().st_mode) == 0o600
+        assert json.loads(out.read_text())["member"]["name"] == "Bob Durand"
+        assert run(["member", "export", "--member", str(workshop.bob), "--out", str(out)]) == 1
+        assert "it must not exist yet" in capsys.readouterr().err
+        assert run(["member", "export", "--member", str(workshop.bob)]) == 0
+        assert json.loads(capsys.readouterr().out)["member"]["id"] == workshop.bob
+
+        assert run(["member", "erase", "--member", str(workshop.bob)]) == 2
+        assert "Run again with --yes" in capsys.readouterr().err
+        assert run(["member", "erase", "--member", str(workshop.bob), "--yes"]) == 0
+        assert "1 badge(s), 0 mandate(s) pseudonymised" in capsys.readouterr().err
+        with make_session_factory(engine)() as db:
+            bob = db.get(Member, workshop.bob)
+            assert bob is not None
+            assert bob.name == f"erased member {workshop.bob}"
+        assert run(["member", "erase", "--member", str(workshop.bob), "--yes"]) == 1
+        assert "was erased" in capsys.readouterr().err
+    finally:
+        engine.dispose()

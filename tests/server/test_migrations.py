@@ -49,7 +49,7 @@ def test_upgrade_is_idempotent_and_reaches_head(database_url: str) -> None:
         current = MigrationContext.configure(connection).get_current_revision()
     engine.dispose()
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
-    assert current == head == "0004"
+    assert current == head == "0005"
 
 
 def test_downgrade_to_nothing_and_back(database_url: str) -> None:
@@ -100,5 +100,28 @@ def test_existing_records_get_their_history(database_url: str) -> None:
             ("granted", 1, "seed", None),
             ("revoked", None, "seed", "left"),
         ]
+    engine.dispose()
+    assert differences(database_url) == []
+
+
+def test_tokens_made_before_scopes_keep_every_scope(database_url: str) -> None:
+    upgrade_database(database_url, "0004")
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("INSERT INTO members (id, name, status, created_at, is_manager, is_treasurer, address, prepaid) "
+                    "VALUES (1, 'Tess', 'active', '2026-01-01 10:00:00', false, false, '', false)")
+        )  # fmt: skip
+        connection.execute(
+            sa.text("INSERT INTO api_tokens (id, token_hash, member_id, label, created_at) "
+                    "VALUES (1, :hash, 1, 'old', '2026-01-01 10:00:00')"),
+            {"hash": "0" * 64},
+        )  # fmt: skip
+    upgrade_database(database_url)
+    with engine.connect() as connection:
+        token = connection.execute(sa.text("SELECT scopes, expires_at FROM api_tokens")).one()
+        assert tuple(token) == ("read training billing manage", None)
+        member = connection.execute(sa.text("SELECT password_hash, erased_at FROM members")).one()
+        assert tuple(member) == (None, None)
     engine.dispose()
     assert differences(database_url) == []

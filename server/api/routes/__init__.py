@@ -3,6 +3,8 @@
 from fastapi import APIRouter
 
 from server.api.routes import (
+    audit,
+    auth,
     badges,
     certifications,
     consumables,
@@ -22,6 +24,7 @@ from server.api.routes import (
 
 api_router = APIRouter(prefix="/api/v1")
 for module in (
+    auth,
     members,
     badges,
     skills,
@@ -37,6 +40,7 @@ for module in (
     consumables,
     training,
     me,
+    audit,
 ):
     api_router.include_router(module.router)
 

@@ -1,4 +1,4 @@
-"""Badges: enrol one for a member, look up, disable a lost one."""
+"""Badges: enrol one for a member, look up, disable a lost one (managers)."""
 
 from datetime import datetime
 from typing import Annotated
@@ -8,8 +8,9 @@ from fastapi import APIRouter, Path, status
 from pydantic import BaseModel, ConfigDict
 
 from server import workshop
-from server.api.deps import PageDep, SessionDep
+from server.api.deps import ClockDep, PageDep, SessionDep
 from server.api.routes.members import HexUid
+from server.auth.policy import ManagerRead, ManagerWrite
 from server.models import Badge
 
 router = APIRouter(prefix="/badges", tags=["badges"])
@@ -40,7 +41,9 @@ class BadgeOut(BaseModel):
 
 
 @router.get("")
-def list_badges(*, db: SessionDep, page: PageDep, member: int | None = None) -> list[BadgeOut]:
+def list_badges(
+    *, caller: ManagerRead, db: SessionDep, page: PageDep, member: int | None = None
+) -> list[BadgeOut]:
     query = sa.select(Badge).order_by(Badge.id).limit(page.limit).offset(page.offset)
     if member is not None:
         query = query.where(Badge.member_id == member)
@@ -48,19 +51,21 @@ def list_badges(*, db: SessionDep, page: PageDep, member: int | None = None) -> 
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def enrol_badge(body: BadgeIn, db: SessionDep) -> BadgeOut:
-    badge = workshop.enrol_badge(db, body.member_id, body.uid)
+def enrol_badge(body: BadgeIn, caller: ManagerWrite, db: SessionDep, clock: ClockDep) -> BadgeOut:
+    badge = workshop.enrol_badge(db, body.member_id, body.uid, now=clock(), by=caller.id)
     db.commit()
     return BadgeOut.model_validate(badge)
 
 
 @router.get("/{uid}")
-def get_badge(uid: UidPath, db: SessionDep) -> BadgeOut:
+def get_badge(uid: UidPath, caller: ManagerRead, db: SessionDep) -> BadgeOut:
     return BadgeOut.model_validate(workshop.get_badge(db, uid))
 
 
 @router.patch("/{uid}")
-def update_badge(uid: UidPath, body: BadgePatch, db: SessionDep) -> BadgeOut:
-    badge = workshop.set_badge_active(db, uid, body.active)
+def update_badge(
+    uid: UidPath, body: BadgePatch, caller: ManagerWrite, db: SessionDep, clock: ClockDep
+) -> BadgeOut:
+    badge = workshop.set_badge_active(db, uid, body.active, by=caller.id, now=clock())
     db.commit()
     return BadgeOut.model_validate(badge)

@@ -1,4 +1,4 @@
-"""Certifications: list them and look one up.
+"""Certifications: list them and look one up (trainers and managers; a member sees their own at ``/me``).
 
 Granting and revoking go through the rules of training, as the member acting:
 ``POST /api/v1/training/certifications`` and ``.../{id}/revoke`` (:mod:`server.api.routes.training`).
@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 from protocol.ids import Ident
 from server import workshop
 from server.api.deps import PageDep, SessionDep
+from server.auth.policy import TrainerRead
 from server.models import Certification, CertificationLevel, GrantedVia, Skill
 
 router = APIRouter(prefix="/certifications", tags=["certifications"])
@@ -53,6 +54,7 @@ class CertificationOut(BaseModel):
 @router.get("")
 def list_certifications(
     *,
+    caller: TrainerRead,
     db: SessionDep,
     page: PageDep,
     member: int | None = None,
@@ -76,5 +78,5 @@ def list_certifications(
 
 
 @router.get("/{certification_id}")
-def get_certification(certification_id: int, db: SessionDep) -> CertificationOut:
+def get_certification(certification_id: int, caller: TrainerRead, db: SessionDep) -> CertificationOut:
     return CertificationOut.of(workshop.get_certification(db, certification_id))

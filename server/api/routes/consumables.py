@@ -1,7 +1,7 @@
 """Consumables (thread, filament by the gram) and their sales at the machines.
 
-Unauthenticated like the other management endpoints for now; the security issue locks
-them down. Every change is in the audit trail. A sale is invoiced at the close of its
+Every member sees the consumables and their prices; the treasurer sets them; the treasurer
+or a manager records sales and reads them. Every change is in the audit trail. A sale is invoiced at the close of its
 month; one of a month already closed is billed at the next close, as an adjustment.
 """
 
@@ -16,6 +16,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from protocol.ids import ID_PATTERN, Ident
 from server.api.deps import ClockDep, PageDep, SessionDep
 from server.api.routes.members import HexUid
+from server.auth.policy import BillingRead, BillingWrite, SignedIn, TreasurerWrite
 from server.billing import catalogue, consumables
 from server.billing.consumables import SALE_ID_LENGTH, Sale, record_sale, sales
 from server.billing.money import Rate
@@ -120,15 +121,17 @@ class SaleOut(BaseModel):
 
 
 @router.get("/consumables")
-def list_consumables(db: SessionDep) -> list[ConsumableOut]:
+def list_consumables(caller: SignedIn, db: SessionDep) -> list[ConsumableOut]:
     return [ConsumableOut.model_validate(row) for row in consumables.consumables(db)]
 
 
 @router.post("/consumables", status_code=status.HTTP_201_CREATED)
-def add_consumable(body: ConsumableIn, db: SessionDep, clock: ClockDep) -> ConsumableOut:
+def add_consumable(
+    body: ConsumableIn, caller: TreasurerWrite, db: SessionDep, clock: ClockDep
+) -> ConsumableOut:
     row = consumables.add_consumable(
         db, body.code, body.name, body.unit, Rate(body.unit_cents, body.unit_per),
-        vat_rate_bp=body.vat_rate_bp, now=clock(),
+        vat_rate_bp=body.vat_rate_bp, now=clock(), by=caller.id,
     )  # fmt: skip
     db.commit()
     return ConsumableOut.model_validate(row)
@@ -138,6 +141,7 @@ def add_consumable(body: ConsumableIn, db: SessionDep, clock: ClockDep) -> Consu
 def update_consumable(
     code: Annotated[str, Path(pattern=ID_PATTERN, max_length=catalogue.CODE_LENGTH)],
     body: ConsumablePatch,
+    caller: TreasurerWrite,
     db: SessionDep,
     clock: ClockDep,
 ) -> ConsumableOut:
@@ -148,7 +152,7 @@ def update_consumable(
     elif body.unit_per is not None:
         raise catalogue.InvalidEntry("a new unit_per goes with its unit_cents")
     row: ConsumableRow = consumables.update_consumable(
-        db, code, name=body.name, price=price, vat_rate_bp=body.vat_rate_bp, now=clock()
+        db, code, name=body.name, price=price, vat_rate_bp=body.vat_rate_bp, now=clock(), by=caller.id
     )
     db.commit()
     return ConsumableOut.model_validate(row)
@@ -157,6 +161,7 @@ def update_consumable(
 @router.get("/consumable-sales")
 def list_sales(
     *,
+    caller: BillingRead,
     db: SessionDep,
     page: PageDep,
     period: Annotated[str | None, Query(pattern=PERIOD, description="YYYY-MM, the month sold in")] = None,
@@ -171,7 +176,7 @@ def list_sales(
 
 
 @router.post("/consumable-sales", status_code=status.HTTP_201_CREATED)
-def add_sale(body: SaleIn, db: SessionDep, clock: ClockDep) -> SaleOut:
+def add_sale(body: SaleIn, caller: BillingWrite, db: SessionDep, clock: ClockDep) -> SaleOut:
     """Record a sale at a machine, for a member or the badge they tapped.
 
     404: unknown member, badge, consumable or machine; 409: the sale id is recorded already;
@@ -181,6 +186,7 @@ def add_sale(body: SaleIn, db: SessionDep, clock: ClockDep) -> SaleOut:
     sale = record_sale(
         db, consumable=body.consumable, quantity=body.quantity, sold_at=body.sold_at or now,
         member_id=body.member_id, badge=body.badge, machine=body.machine, sale_id=body.sale_id, now=now,
+        by=caller.id,
     )  # fmt: skip
     db.commit()
     return SaleOut.of(sale)

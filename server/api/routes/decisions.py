@@ -1,4 +1,5 @@
-"""The access decision log, newest first: who tapped where, and why they were let in or not."""
+"""The access decision log, newest first: who tapped where, and why they were let in or not (managers;
+a member sees their own at ``/me/decisions``)."""
 
 from datetime import datetime
 
@@ -9,6 +10,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from protocol.ids import Ident
 from protocol.messages import Reason
 from server.api.deps import PageDep, SessionDep
+from server.auth.policy import ManagerRead
 from server.models import AccessDecision
 
 router = APIRouter(prefix="/decisions", tags=["access"])
@@ -32,6 +34,7 @@ class DecisionOut(BaseModel):
 @router.get("")
 def list_decisions(
     *,
+    caller: ManagerRead,
     db: SessionDep,
     page: PageDep,
     member: int | None = None,

@@ -1,4 +1,4 @@
-"""Gateways: register one, and see which are online and when they were last heard of."""
+"""Gateways: register one, and see which are online and when they were last heard of (managers)."""
 
 from datetime import datetime
 from typing import Annotated
@@ -11,6 +11,7 @@ from sqlalchemy.orm import selectinload
 from protocol.ids import Ident
 from server import workshop
 from server.api.deps import PageDep, SessionDep, SettingsDep, Slug
+from server.auth.policy import ManagerRead, ManagerWrite
 from server.models import Gateway, GatewayState
 
 router = APIRouter(prefix="/gateways", tags=["gateways"])
@@ -51,7 +52,12 @@ class GatewayOut(BaseModel):
 
 @router.get("")
 def list_gateways(
-    *, db: SessionDep, page: PageDep, site: Ident | None = None, state: GatewayState | None = None
+    *,
+    caller: ManagerRead,
+    db: SessionDep,
+    page: PageDep,
+    site: Ident | None = None,
+    state: GatewayState | None = None,
 ) -> list[GatewayOut]:
     query = (
         sa.select(Gateway)
@@ -68,12 +74,14 @@ def list_gateways(
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def register_gateway(body: GatewayIn, db: SessionDep, settings: SettingsDep) -> GatewayOut:
+def register_gateway(
+    body: GatewayIn, caller: ManagerWrite, db: SessionDep, settings: SettingsDep
+) -> GatewayOut:
     gateway = workshop.add_gateway(db, body.slug, site=body.site or settings.site, name=body.name)
     db.commit()
     return GatewayOut.of(gateway)
 
 
 @router.get("/{slug}")
-def get_gateway(slug: Slug, db: SessionDep) -> GatewayOut:
+def get_gateway(slug: Slug, caller: ManagerRead, db: SessionDep) -> GatewayOut:
     return GatewayOut.of(workshop.get_gateway(db, slug))

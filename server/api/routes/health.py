@@ -4,11 +4,12 @@ import logging
 from typing import Literal
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from server.api.deps import MqttDep, SessionDep
+from server.auth.policy import PUBLIC
 
 router = APIRouter(tags=["health"])
 
@@ -21,7 +22,7 @@ class Health(BaseModel):
     mqtt: Literal["connected", "disconnected", "disabled"]
 
 
-@router.get("/healthz")
+@router.get("/healthz", dependencies=[Depends(PUBLIC)])
 def healthz(db: SessionDep, mqtt: MqttDep, response: Response) -> Health:
     """503 when the database is unreachable: nothing works without it. A broker
     outage is reported but not fatal, since the API still works."""

@@ -1,6 +1,5 @@
-"""Invoices and credit notes as issued, their PDFs, and every payer's balance: read only.
-
-Unauthenticated like the other read endpoints for now; the security issue locks them down.
+"""Invoices and credit notes as issued, their PDFs, and every payer's balance: read only,
+for the treasurer and managers (a member reads their own at ``/me/invoices``).
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel
 
 from server.api.deps import PageDep, SessionDep
+from server.auth.policy import BillingRead
 from server.billing.books import balance_report, outstanding
 from server.billing.invoices import Invoice, PayerKind
 from server.billing.pdf import render_invoice
@@ -24,6 +24,7 @@ router = APIRouter(tags=["billing"])
 NUMBER = r"^\d{4}-\d{6}$"
 PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 NumberPath = Annotated[str, Path(pattern=NUMBER, description="e.g. 2026-000042")]
+Language = Annotated[str, Query(pattern="^(fr|en)$")]
 
 
 class InvoiceLineOut(BaseModel):
@@ -82,7 +83,7 @@ class BalanceOut(BaseModel):
     """Owed (positive) or held in credit (negative)."""
 
 
-def _summary(invoice: Invoice, due: dict[str, int]) -> dict[str, object]:
+def summary(invoice: Invoice, due: dict[str, int]) -> dict[str, object]:
     return {
         "number": invoice.number,
         "kind": str(invoice.kind),
@@ -107,6 +108,8 @@ def _due(db: SessionDep) -> dict[str, int]:
 
 @router.get("/invoices")
 def list_invoices(
+    *,
+    caller: BillingRead,
     db: SessionDep,
     page: PageDep,
     period: Annotated[str | None, Query(pattern=PERIOD, description="YYYY-MM")] = None,
@@ -136,7 +139,7 @@ def list_invoices(
         return []
     due = _due(db)
     return [
-        InvoiceOut.model_validate(_summary(invoice, due))
+        InvoiceOut.model_validate(summary(invoice, due))
         for _, invoice in load_invoices(db, InvoiceRow.id.in_(ids))
     ]
 
@@ -151,20 +154,22 @@ def _find(db: SessionDep, number: str) -> tuple[InvoiceRow, Invoice]:
 @router.get(
     "/invoices/{number}.pdf", response_class=Response, responses={200: {"content": {"application/pdf": {}}}}
 )
-def invoice_pdf(
-    db: SessionDep, number: NumberPath, lang: Annotated[str, Query(pattern="^(fr|en)$")] = "fr"
-) -> Response:
+def invoice_pdf(caller: BillingRead, db: SessionDep, number: NumberPath, lang: Language = "fr") -> Response:
     """The invoice or credit note as a PDF, rendered from what was issued."""
     _, invoice = _find(db, number)
+    return pdf_response(invoice, lang)
+
+
+def pdf_response(invoice: Invoice, lang: str) -> Response:
     return Response(
         render_invoice(invoice, lang),
         media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{number}.pdf"'},
+        headers={"Content-Disposition": f'inline; filename="{invoice.number}.pdf"'},
     )
 
 
 @router.get("/invoices/{number}")
-def get_invoice(db: SessionDep, number: NumberPath) -> InvoiceDetailOut:
+def get_invoice(caller: BillingRead, db: SessionDep, number: NumberPath) -> InvoiceDetailOut:
     """One invoice or credit note with its lines."""
     _, invoice = _find(db, number)
     lines = [
@@ -190,7 +195,7 @@ def get_invoice(db: SessionDep, number: NumberPath) -> InvoiceDetailOut:
         for line in invoice.lines
     ]
     return InvoiceDetailOut.model_validate(
-        _summary(invoice, _due(db))
+        summary(invoice, _due(db))
         | {
             "seller_name": invoice.seller.name,
             "seller_siret": invoice.seller.siret,
@@ -202,7 +207,7 @@ def get_invoice(db: SessionDep, number: NumberPath) -> InvoiceDetailOut:
 
 
 @router.get("/balances")
-def list_balances(db: SessionDep) -> list[BalanceOut]:
+def list_balances(caller: BillingRead, db: SessionDep) -> list[BalanceOut]:
     """Every payer with entries in the ledger, and what they owe (receivable account 411000)."""
     return [
         BalanceOut(

@@ -1,4 +1,5 @@
-"""Machines: their gateway, the skills they require, and lockouts."""
+"""Machines: their gateway, the skills they require, and lockouts. Every member sees them;
+managers add them and lock them out."""
 
 from typing import Annotated
 
@@ -10,7 +11,8 @@ from sqlalchemy.orm import selectinload
 from protocol.ids import Ident
 from protocol.messages import CommandAction
 from server import workshop
-from server.api.deps import MqttDep, PageDep, SessionDep, Slug
+from server.api.deps import ClockDep, MqttDep, PageDep, SessionDep, Slug
+from server.auth.policy import ManagerWrite, SignedIn
 from server.models import Gateway, Machine
 
 router = APIRouter(prefix="/machines", tags=["machines"])
@@ -65,7 +67,9 @@ class MachineOut(BaseModel):
 
 
 @router.get("")
-def list_machines(*, db: SessionDep, page: PageDep, gateway: Ident | None = None) -> list[MachineOut]:
+def list_machines(
+    *, caller: SignedIn, db: SessionDep, page: PageDep, gateway: Ident | None = None
+) -> list[MachineOut]:
     query = (
         sa.select(Machine)
         .options(selectinload(Machine.gateway), selectinload(Machine.required_skills))
@@ -79,7 +83,7 @@ def list_machines(*, db: SessionDep, page: PageDep, gateway: Ident | None = None
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_machine(body: MachineIn, db: SessionDep) -> MachineOut:
+def create_machine(body: MachineIn, caller: ManagerWrite, db: SessionDep) -> MachineOut:
     machine = workshop.add_machine(
         db,
         body.slug,
@@ -93,16 +97,18 @@ def create_machine(body: MachineIn, db: SessionDep) -> MachineOut:
 
 
 @router.get("/{slug}")
-def get_machine(slug: Slug, db: SessionDep) -> MachineOut:
+def get_machine(slug: Slug, caller: SignedIn, db: SessionDep) -> MachineOut:
     return MachineOut.of(workshop.get_machine(db, slug))
 
 
 @router.patch("/{slug}/lockout")
-def set_lockout(slug: Slug, body: LockoutIn, db: SessionDep, mqtt: MqttDep) -> MachineOut:
+def set_lockout(
+    *, slug: Slug, body: LockoutIn, caller: ManagerWrite, db: SessionDep, mqtt: MqttDep, clock: ClockDep
+) -> MachineOut:
     """Lock a machine out (or back in). Locking out also ends the session open on it, once the
     machine is idle: the gateway is sent a ``lock`` command. The lockout lasts across restarts of
     the server (it is in the database) and of the gateway (it is in its signed allowlist)."""
-    machine = workshop.set_lockout(db, slug, body.locked_out, body.reason)
+    machine = workshop.set_lockout(db, slug, body.locked_out, body.reason, by=caller.id, now=clock())
     db.commit()
     if body.locked_out and machine.gateway is not None and mqtt is not None:
         mqtt.send_command(machine.gateway.slug, CommandAction.LOCK, machine.slug, body.reason)

@@ -1,7 +1,6 @@
 """Who pays: organisations paying for their members, and members of partner associations.
 
-Unauthenticated like the other management endpoints for now; the security issue locks
-them down. Every change is in the audit trail. Who pays for a member is read at the
+The treasurer and managers read and change them. Every change is in the audit trail. Who pays for a member is read at the
 month close: attaching a member makes the organisation pay for their usage not yet invoiced.
 """
 
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from protocol.ids import ID_PATTERN
 from server.api.deps import ClockDep, SessionDep
 from server.api.routes.members import Email
+from server.auth.policy import BillingRead, BillingWrite
 from server.billing import payers
 from server.models import Member
 
@@ -82,61 +82,69 @@ class PartnerOut(BaseModel):
 
 
 @router.get("/organisations")
-def list_organisations(db: SessionDep) -> list[OrganisationOut]:
+def list_organisations(caller: BillingRead, db: SessionDep) -> list[OrganisationOut]:
     return [OrganisationOut.of(view) for view in payers.organisations(db)]
 
 
 @router.post("/organisations", status_code=status.HTTP_201_CREATED)
-def add_organisation(body: OrganisationIn, db: SessionDep, clock: ClockDep) -> OrganisationOut:
+def add_organisation(
+    body: OrganisationIn, caller: BillingWrite, db: SessionDep, clock: ClockDep
+) -> OrganisationOut:
     """A new organisation; 404 if its price list does not exist."""
     row = payers.add_organisation(
         db, body.name, address="\n".join(line for line in body.address if line), email=body.email,
-        price_list=body.price_list, now=clock(),
+        price_list=body.price_list, now=clock(), by=caller.id,
     )  # fmt: skip
     db.commit()
     return OrganisationOut.of(payers.organisations(db, row.id)[0])
 
 
 @router.get("/organisations/{organisation_id}")
-def get_organisation(organisation_id: int, db: SessionDep) -> OrganisationOut:
+def get_organisation(organisation_id: int, caller: BillingRead, db: SessionDep) -> OrganisationOut:
     return OrganisationOut.of(payers.organisations(db, organisation_id)[0])
 
 
 @router.put("/organisations/{organisation_id}/members/{member_id}")
-def attach_member(organisation_id: int, member_id: int, db: SessionDep, clock: ClockDep) -> OrganisationOut:
+def attach_member(
+    organisation_id: int, member_id: int, caller: BillingWrite, db: SessionDep, clock: ClockDep
+) -> OrganisationOut:
     """The organisation pays for the member's usage from now on (all that is not invoiced yet).
 
     409 if it does already, or if another organisation does (detach the member from it first).
     """
-    payers.attach_member(db, organisation_id, member_id, now=clock())
+    payers.attach_member(db, organisation_id, member_id, now=clock(), by=caller.id)
     db.commit()
     return OrganisationOut.of(payers.organisations(db, organisation_id)[0])
 
 
 @router.delete("/organisations/{organisation_id}/members/{member_id}")
-def detach_member(organisation_id: int, member_id: int, db: SessionDep, clock: ClockDep) -> OrganisationOut:
+def detach_member(
+    organisation_id: int, member_id: int, caller: BillingWrite, db: SessionDep, clock: ClockDep
+) -> OrganisationOut:
     """The member pays for their own usage not yet invoiced again; 404 if the organisation did not pay."""
-    payers.detach_member(db, member_id, organisation_id=organisation_id, now=clock())
+    payers.detach_member(db, member_id, organisation_id=organisation_id, now=clock(), by=caller.id)
     db.commit()
     return OrganisationOut.of(payers.organisations(db, organisation_id)[0])
 
 
 @router.get("/partner-members")
-def list_partner_members(db: SessionDep) -> list[PartnerOut]:
+def list_partner_members(caller: BillingRead, db: SessionDep) -> list[PartnerOut]:
     """Members of partner associations: they pay the partners' (member) price list."""
     return [PartnerOut.of(member) for member in payers.partner_members(db)]
 
 
 @router.put("/partner-members/{member_id}")
-def set_partner(member_id: int, body: PartnerIn, db: SessionDep, clock: ClockDep) -> PartnerOut:
+def set_partner(
+    member_id: int, body: PartnerIn, caller: BillingWrite, db: SessionDep, clock: ClockDep
+) -> PartnerOut:
     """Record that the member belongs to a partner association; 404 if the partners' list does not exist."""
-    member = payers.set_partner(db, member_id, body.association, now=clock())
+    member = payers.set_partner(db, member_id, body.association, now=clock(), by=caller.id)
     db.commit()
     return PartnerOut.of(member)
 
 
 @router.delete("/partner-members/{member_id}")
-def clear_partner(member_id: int, db: SessionDep, clock: ClockDep) -> PartnerOut:
-    member = payers.set_partner(db, member_id, None, now=clock())
+def clear_partner(member_id: int, caller: BillingWrite, db: SessionDep, clock: ClockDep) -> PartnerOut:
+    member = payers.set_partner(db, member_id, None, now=clock(), by=caller.id)
     db.commit()
     return PartnerOut.of(member)

@@ -1,7 +1,7 @@
 """Price lists and their versions, plans and who is on them: what the treasurer sets.
 
-Unauthenticated like the other management endpoints for now; the security issue locks
-them down. Every change is in the audit trail. A refusal changes nothing and says why:
+Every member sees the price lists and plans; the treasurer changes them; who is on which
+plan is for the treasurer and managers. Every change is in the audit trail. A refusal changes nothing and says why:
 404 for an unknown list, machine, class, plan or member; 409 for a price overlapping
 another, a code that exists, a closed month; 422 for a value that cannot be right.
 """
@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from protocol.ids import ID_PATTERN, Ident
 from server.api.deps import ClockDep, SessionDep
+from server.auth.policy import BillingRead, SignedIn, TreasurerWrite
 from server.billing import catalogue
 from server.billing.money import MinuteRounding, Rate
 from server.billing.periods import Period
@@ -168,29 +169,31 @@ class PlanSubscriptionOut(BaseModel):
 
 
 @router.get("/price-lists")
-def list_price_lists(db: SessionDep) -> list[PriceListOut]:
+def list_price_lists(caller: SignedIn, db: SessionDep) -> list[PriceListOut]:
     return [
         PriceListOut(code=row.code, name=row.name, versions=count) for row, count in catalogue.price_lists(db)
     ]
 
 
 @router.post("/price-lists", status_code=status.HTTP_201_CREATED)
-def add_price_list(body: PriceListIn, db: SessionDep, clock: ClockDep) -> PriceListOut:
+def add_price_list(
+    body: PriceListIn, caller: TreasurerWrite, db: SessionDep, clock: ClockDep
+) -> PriceListOut:
     """A new, empty price list; 409 if the code is taken."""
-    row = catalogue.add_price_list(db, body.code, body.name, now=clock())
+    row = catalogue.add_price_list(db, body.code, body.name, now=clock(), by=caller.id)
     db.commit()
     return PriceListOut(code=row.code, name=row.name, versions=0)
 
 
 @router.get("/price-lists/{code}/versions")
-def list_price_versions(code: CodePath, db: SessionDep) -> list[PriceVersionOut]:
+def list_price_versions(code: CodePath, caller: SignedIn, db: SessionDep) -> list[PriceVersionOut]:
     """The list's versions, by machine or class, then start day."""
     return [PriceVersionOut.of(v) for v in catalogue.price_versions(db, code)]
 
 
 @router.post("/price-lists/{code}/versions", status_code=status.HTTP_201_CREATED)
 def add_price_version(
-    code: CodePath, body: PriceVersionIn, db: SessionDep, clock: ClockDep
+    code: CodePath, body: PriceVersionIn, caller: TreasurerWrite, db: SessionDep, clock: ClockDep
 ) -> PriceVersionOut:
     """A new version of the list's price for a machine or a class, from a day.
 
@@ -210,7 +213,7 @@ def add_price_version(
     )
     version = catalogue.add_version(
         db, code, terms, valid_from=body.valid_from, valid_until=body.valid_until, machine=body.machine,
-        machine_class=body.machine_class, code=body.code, now=clock(),
+        machine_class=body.machine_class, code=body.code, now=clock(), by=caller.id,
     )  # fmt: skip
     db.commit()
     return PriceVersionOut.of(version)
@@ -218,7 +221,9 @@ def add_price_version(
 
 @router.get("/price-lists/{code}/applicable")
 def applicable_price_version(
+    *,
     code: CodePath,
+    caller: SignedIn,
     db: SessionDep,
     on: Annotated[date, Query(description="the day, YYYY-MM-DD")],
     machine: Ident | None = None,
@@ -232,35 +237,39 @@ def applicable_price_version(
 
 
 @router.get("/plans")
-def list_plans(db: SessionDep) -> list[PlanOut]:
+def list_plans(caller: SignedIn, db: SessionDep) -> list[PlanOut]:
     return [PlanOut.of(row) for row in catalogue.plans(db)]
 
 
 @router.post("/plans", status_code=status.HTTP_201_CREATED)
-def add_plan(body: PlanIn, db: SessionDep, clock: ClockDep) -> PlanOut:
+def add_plan(body: PlanIn, caller: TreasurerWrite, db: SessionDep, clock: ClockDep) -> PlanOut:
     row = catalogue.add_plan(
         db, body.code, body.name, body.monthly_fee_cents, body.included_minutes, vat_rate_bp=body.vat_rate_bp,
-        now=clock(),
+        now=clock(), by=caller.id,
     )  # fmt: skip
     db.commit()
     return PlanOut.of(row)
 
 
 @router.get("/plan-subscriptions")
-def list_plan_subscriptions(db: SessionDep, member: int | None = None) -> list[PlanSubscriptionOut]:
+def list_plan_subscriptions(
+    caller: BillingRead, db: SessionDep, member: int | None = None
+) -> list[PlanSubscriptionOut]:
     """Every member's plan choices (or one member's), each from the first of a month."""
     return [PlanSubscriptionOut.of(row, plan) for row, plan in catalogue.member_plans(db, member)]
 
 
 @router.post("/plan-subscriptions", status_code=status.HTTP_201_CREATED)
-def subscribe_to_plan(body: PlanSubscriptionIn, db: SessionDep, clock: ClockDep) -> list[PlanSubscriptionOut]:
+def subscribe_to_plan(
+    body: PlanSubscriptionIn, caller: TreasurerWrite, db: SessionDep, clock: ClockDep
+) -> list[PlanSubscriptionOut]:
     """Put a member on a plan from a month (to a month), or on none (``plan``: null).
 
     409: the member already has a choice from that month (choices are history), or the month is closed.
     """
     rows = catalogue.set_member_plan(
         db, body.member_id, body.plan, Period.parse(body.from_month),
-        Period.parse(body.until_month) if body.until_month else None, now=clock(),
+        Period.parse(body.until_month) if body.until_month else None, now=clock(), by=caller.id,
     )  # fmt: skip
     db.commit()
     return [PlanSubscriptionOut.of(row, body.plan if row.plan_id is not None else None) for row in rows]

@@ -1,4 +1,4 @@
-"""Reports from the workshop's own database: machine utilisation."""
+"""Reports from the workshop's own database: machine utilisation (managers and treasurers)."""
 
 from datetime import datetime, timedelta
 
@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, status
 from pydantic import AwareDatetime, BaseModel
 
 from server.api.deps import SessionDep
+from server.auth.policy import BillingRead
 from server.clock import utc_now
 from server.reports import machine_utilisation
 
@@ -35,7 +36,10 @@ class UtilisationOut(BaseModel):
 
 @router.get("/utilisation")
 def utilisation(
-    db: SessionDep, since: AwareDatetime | None = None, until: AwareDatetime | None = None
+    caller: BillingRead,
+    db: SessionDep,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
 ) -> UtilisationOut:
     """Per machine, hours running against hours unlocked, from the sessions started in
     ``[since, until)`` (by default the 30 days up to now). A session counts in the period it

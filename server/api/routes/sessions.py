@@ -1,4 +1,5 @@
-"""Usage sessions, newest first: what was used, by whom, for how long."""
+"""Usage sessions, newest first: what was used, by whom, for how long (managers and treasurers;
+a member sees their own at ``/me/sessions``)."""
 
 from datetime import datetime
 from typing import Annotated
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from protocol.ids import Ident
 from server.api.deps import Page, PageDep, SessionDep
+from server.auth.policy import BillingRead
 from server.models import Gateway, Machine, UsageSession
 
 router = APIRouter(prefix="/sessions", tags=["usage"])
@@ -38,7 +40,7 @@ class UsageSessionOut(BaseModel):
     """The gateway's clock minus the server's when the session was ingested, in ms (None: not measured)."""
 
 
-def _find(db: Session, criteria: list[sa.ColumnElement[bool]], page: Page) -> list[UsageSessionOut]:
+def find_sessions(db: Session, criteria: list[sa.ColumnElement[bool]], page: Page) -> list[UsageSessionOut]:
     query = (
         sa.select(UsageSession, Gateway.slug, Machine.slug)
         .join(Gateway, Gateway.id == UsageSession.gateway_id)
@@ -75,6 +77,7 @@ def _out(session: UsageSession, gateway: str, machine: str) -> UsageSessionOut:
 @router.get("")
 def list_sessions(
     *,
+    caller: BillingRead,
     db: SessionDep,
     page: PageDep,
     machine: Ident | None = None,
@@ -96,14 +99,14 @@ def list_sessions(
         criteria.append(UsageSession.ended_at.is_(None))
     if clock_suspect is not None:
         criteria.append(UsageSession.clock_suspect.is_(clock_suspect))
-    return _find(db, criteria, page)
+    return find_sessions(db, criteria, page)
 
 
 @router.get("/{session_id}")
 def get_session(
-    session_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")], db: SessionDep
+    session_id: Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$")], caller: BillingRead, db: SessionDep
 ) -> UsageSessionOut:
-    found = _find(db, [UsageSession.session_id == session_id], Page(limit=1, offset=0))
+    found = find_sessions(db, [UsageSession.session_id == session_id], Page(limit=1, offset=0))
     if not found:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no session {session_id}")
     return found[0]

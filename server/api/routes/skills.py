@@ -1,4 +1,5 @@
-"""Skills that machines require: their prerequisites and how long they last unused."""
+"""Skills that machines require: their prerequisites and how long they last unused. Every member
+sees them; managers add and change them."""
 
 from typing import Annotated
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm import selectinload
 from protocol.ids import Ident
 from server import workshop
 from server.api.deps import PageDep, SessionDep, Slug
+from server.auth.policy import ManagerWrite, SignedIn
 from server.models import Skill
 
 router = APIRouter(prefix="/skills", tags=["skills"])
@@ -56,7 +58,7 @@ class SkillOut(BaseModel):
 
 
 @router.get("")
-def list_skills(*, db: SessionDep, page: PageDep) -> list[SkillOut]:
+def list_skills(*, caller: SignedIn, db: SessionDep, page: PageDep) -> list[SkillOut]:
     query = (
         sa.select(Skill)
         .options(selectinload(Skill.prerequisites))
@@ -68,7 +70,7 @@ def list_skills(*, db: SessionDep, page: PageDep) -> list[SkillOut]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
-def create_skill(body: SkillIn, db: SessionDep) -> SkillOut:
+def create_skill(body: SkillIn, caller: ManagerWrite, db: SessionDep) -> SkillOut:
     skill = workshop.add_skill(
         db,
         body.slug,
@@ -82,12 +84,12 @@ def create_skill(body: SkillIn, db: SessionDep) -> SkillOut:
 
 
 @router.get("/{slug}")
-def get_skill(slug: Slug, db: SessionDep) -> SkillOut:
+def get_skill(slug: Slug, caller: SignedIn, db: SessionDep) -> SkillOut:
     return SkillOut.of(workshop.get_skill(db, slug))
 
 
 @router.patch("/{slug}")
-def update_skill(slug: Slug, body: SkillPatch, db: SessionDep) -> SkillOut:
+def update_skill(slug: Slug, body: SkillPatch, caller: ManagerWrite, db: SessionDep) -> SkillOut:
     """Change a skill's prerequisites or disuse period; certifications already granted stay."""
     if "disuse_months" in body.model_fields_set:
         skill = workshop.set_skill_training(

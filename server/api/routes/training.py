@@ -1,8 +1,9 @@
 """Training, for trainers and managers: certify, revoke, my trainees, what expires soon.
 
-Every route acts as the member whose API token the request carries. Only a
-trainer for the skill (a valid trainer-level certification) or a manager may
-certify or revoke in it; nobody certifies themself; prerequisites come first.
+Every route acts as the member signed in (or whose API token the request carries): trainers
+and managers (:mod:`server.auth.policy`). Only a trainer for the skill (a valid trainer-level
+certification) or a manager may certify or revoke in it (:mod:`server.training.rules`);
+nobody certifies themself; prerequisites come first.
 """
 
 from datetime import datetime, timedelta
@@ -14,7 +15,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
 from protocol.ids import Ident
 from protocol.messages import CertificationLevel
 from server import workshop
-from server.api.deps import ClockDep, CurrentMember, PageDep, SessionDep
+from server.api.deps import ClockDep, PageDep, SessionDep
+from server.auth.policy import Role, SignedIn, TrainerRead, TrainerWrite
 from server.models import Certification, GrantedVia, Member
 from server.training import certify, listing
 from server.training.expiry import expiring
@@ -80,13 +82,15 @@ def _may_see_history(db: SessionDep, me: Member, certification: Certification, n
 
 
 @router.post("/certifications", status_code=status.HTTP_201_CREATED)
-def certify_member(body: CertifyIn, db: SessionDep, me: CurrentMember, clock: ClockDep) -> CertificationView:
+def certify_member(
+    body: CertifyIn, db: SessionDep, caller: TrainerWrite, clock: ClockDep
+) -> CertificationView:
     """Certify a member in a skill. 403: you are not a trainer for it nor a manager, or it is
     yourself; 409: a prerequisite is missing, the member already holds this level, or is suspended."""
     now = clock()
     certification = certify.grant(
         db,
-        actor_id=me.id,
+        actor_id=caller.id,
         member_id=body.member_id,
         skill=body.skill,
         level=body.level,
@@ -101,12 +105,17 @@ def certify_member(body: CertifyIn, db: SessionDep, me: CurrentMember, clock: Cl
 
 @router.post("/certifications/{certification_id}/revoke")
 def revoke_certification(
-    certification_id: int, body: RevokeIn, db: SessionDep, me: CurrentMember, clock: ClockDep
+    certification_id: int, body: RevokeIn, db: SessionDep, caller: TrainerWrite, clock: ClockDep
 ) -> CertificationView:
     """Revoke a certification, saying why; the same people who may grant it may revoke it."""
     now = clock()
     certification = certify.revoke(
-        db, actor_id=me.id, certification_id=certification_id, reason=body.reason, now=now, via=GrantedVia.WEB
+        db,
+        actor_id=caller.id,
+        certification_id=certification_id,
+        reason=body.reason,
+        now=now,
+        via=GrantedVia.WEB,
     )
     db.commit()
     return view_of(db, certification, now)
@@ -114,11 +123,11 @@ def revoke_certification(
 
 @router.get("/certifications/{certification_id}/events")
 def certification_history(
-    certification_id: int, db: SessionDep, me: CurrentMember, clock: ClockDep
+    certification_id: int, db: SessionDep, caller: SignedIn, clock: ClockDep
 ) -> list[EventOut]:
     """Its grant, and its revocation or expiry: for its member, its skill's trainers and managers."""
     certification = workshop.get_certification(db, certification_id)
-    if not _may_see_history(db, me, certification, clock()):
+    if not _may_see_history(db, caller.member, certification, clock()):
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             "Only the member, a trainer for the skill or a manager may see this history.",
@@ -131,12 +140,12 @@ def my_trainees(
     *,
     db: SessionDep,
     page: PageDep,
-    me: CurrentMember,
+    caller: TrainerRead,
     clock: ClockDep,
     skill: Ident | None = None,
 ) -> list[CertificationView]:
     """The certifications you granted, newest first, with where each stands now."""
-    criteria = [Certification.granted_by_id == me.id]
+    criteria = [Certification.granted_by_id == caller.id]
     if skill is not None:
         criteria.append(Certification.skill.has(slug=skill))
     return listing.certifications(db, clock(), *criteria, limit=page.limit, offset=page.offset)
@@ -146,14 +155,14 @@ def my_trainees(
 def expiring_soon(
     *,
     db: SessionDep,
-    me: CurrentMember,
+    caller: TrainerRead,
     clock: ClockDep,
     days: Annotated[int, Query(ge=1, le=366, description="within this many days")] = 30,
 ) -> list[ExpiringOut]:
     """Valid certifications that expire, by date or by disuse, within ``days``: in the skills
     you train (a manager sees every skill). Soonest first."""
     now = clock()
-    skills = None if me.is_manager else trained_skills(db, me.id, now)
+    skills = None if caller.has(Role.MANAGER, db, clock) else trained_skills(db, caller.id, now)
     if skills is not None and not skills:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN, "You train no skill: only trainers and managers see this list."

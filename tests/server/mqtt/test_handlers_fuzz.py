@@ -18,6 +18,7 @@ from protocol.messages import (
     MAX_PAYLOAD_BYTES,
     AccessRequest,
     CertifyRequest,
+    EventAck,
     GatewayStatus,
     Message,
     Telemetry,
@@ -126,8 +127,14 @@ def test_malformed_payloads_are_refused_without_a_crash_or_a_change(
     assert state(target.session_factory) == before
     if not (channel is Channel.STATUS and payload == b""):  # an empty status clears a retained one
         assert caplog.records, "every rejection is logged"
-    if outgoing is not None:
-        # Only an access request is answered when refused (bad_request), and only to its gateway.
+    if outgoing is None:
+        return
+    # Answered when refused, and only to its gateway: an access request (bad_request), and an
+    # event whose seq can be read (a refusal for good, so that the gateway stops replaying it).
+    if channel is Channel.EVENTS:
+        assert outgoing.topic == target.topic(Channel.EVENTS_ACK)
+        assert decode(EventAck, outgoing.payload).ok is False
+    else:
         assert channel is Channel.ACCESS_REQUEST
         assert outgoing.topic == target.topic(Channel.ACCESS_REPLY)
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from server import workshop as manage
 from tests.server.conftest import NOW, Workshop
+
+
+@pytest.fixture(autouse=True)
+def signed_in(staff_client: TestClient) -> TestClient:
+    """Every request here acts as a manager and treasurer (``staff_client``); test_authorization checks who else may."""
+    return staff_client
 
 
 def test_get_one(client: TestClient, db: Session, workshop: Workshop) -> None:

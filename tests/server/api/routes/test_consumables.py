@@ -17,6 +17,13 @@ from server.models import AuditEntry, ConsumableSaleRow
 from tests.server.billing_db.conftest import add_session, at, settings
 from tests.server.conftest import Workshop
 
+
+@pytest.fixture(autouse=True)
+def signed_in(staff_client: TestClient) -> TestClient:
+    """Every request here acts as a manager and treasurer (``staff_client``); test_authorization checks who else may."""
+    return staff_client
+
+
 NOW = datetime(2026, 4, 20, 12, tzinfo=UTC)
 PLA = {
     "code": "pla",

@@ -7,6 +7,7 @@ from server.api.deps import get_db
 from server.app import create_app
 from server.mqtt import MqttService
 from server.settings import Settings
+from tests.server.api.conftest import bearer
 from tests.services import Mosquitto, free_port
 
 
@@ -25,11 +26,13 @@ def test_mqtt_connected(database_url: str, site_id: str, broker: Mosquitto) -> N
     assert not service.connected  # stopped with the app
 
 
-def test_the_api_works_while_the_broker_is_unreachable(database_url: str, site_id: str) -> None:
+def test_the_api_works_while_the_broker_is_unreachable(
+    database_url: str, site_id: str, db: Session, staff: int
+) -> None:
     settings = Settings(database_url=database_url, site=site_id, mqtt_url=f"mqtt://127.0.0.1:{free_port()}")
     with TestClient(create_app(settings)) as client:
         body = client.get("/healthz").json()
-        assert client.get("/api/v1/members").status_code == 200
+        assert client.get("/api/v1/members", headers=bearer(db, staff)).status_code == 200
     assert body == {"status": "ok", "database": "ok", "mqtt": "disconnected"}
 
 

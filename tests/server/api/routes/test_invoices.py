@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+import pytest
 from fastapi.testclient import TestClient
 
 from demo.history import seed_history
@@ -12,6 +13,12 @@ from server.billing.monthly import close_month
 from server.billing.periods import Period
 from server.db import make_engine, make_session_factory
 from server.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def signed_in(staff_client: TestClient) -> TestClient:
+    """Every request here acts as a manager and treasurer (``staff_client``); test_authorization checks who else may."""
+    return staff_client
 
 
 def _closed_books(database_url: str) -> None:

@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.server.conftest import Workshop
+
+
+@pytest.fixture(autouse=True)
+def signed_in(staff_client: TestClient) -> TestClient:
+    """Every request here acts as a manager and treasurer (``staff_client``); test_authorization checks who else may."""
+    return staff_client
 
 
 def test_create_with_required_skills(client: TestClient, workshop: Workshop) -> None:

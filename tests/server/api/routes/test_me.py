@@ -9,17 +9,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from server import workshop as manage
-from server.auth.tokens import create_token
+from tests.server.api.conftest import bearer
 from tests.server.conftest import NOW, Workshop
 from tests.server.test_supervision import tap
 
 LATER = NOW + timedelta(days=1)
-
-
-def bearer(db: Session, member: int) -> dict[str, str]:
-    issued = create_token(db, member, now=NOW)
-    db.commit()
-    return {"Authorization": f"Bearer {issued.token}"}
 
 
 def test_who_am_i(client: TestClient, app: FastAPI, db: Session, workshop: Workshop) -> None:

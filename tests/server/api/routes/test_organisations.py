@@ -14,6 +14,13 @@ from server.models import AuditEntry, Member, Organisation
 from tests.server.billing_db.conftest import settings
 from tests.server.conftest import Workshop
 
+
+@pytest.fixture(autouse=True)
+def signed_in(staff_client: TestClient) -> TestClient:
+    """Every request here acts as a manager and treasurer (``staff_client``); test_authorization checks who else may."""
+    return staff_client
+
+
 NOW = datetime(2026, 4, 20, 12, tzinfo=UTC)
 
 

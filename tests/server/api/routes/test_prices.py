@@ -13,6 +13,13 @@ from sqlalchemy.orm import Session
 from server.models import AuditEntry, MemberPlan, PriceVersionRow
 from tests.server.conftest import Workshop
 
+
+@pytest.fixture(autouse=True)
+def signed_in(staff_client: TestClient) -> TestClient:
+    """Every request here acts as a manager and treasurer (``staff_client``); test_authorization checks who else may."""
+    return staff_client
+
+
 NOW = datetime(2026, 4, 20, 12, tzinfo=UTC)
 SEWING = {
     "machine_class": "sewing", "valid_from": "2026-04-01", "running_cents": 600, "running_per": 60,

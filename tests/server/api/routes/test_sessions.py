@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
@@ -9,6 +10,12 @@ from protocol.messages import EventKind, UsageEvent
 from server.clock import to_ms
 from server.usage import ingest
 from tests.server.conftest import NOW, Workshop
+
+
+@pytest.fixture(autouse=True)
+def signed_in(staff_client: TestClient) -> TestClient:
+    """Every request here acts as a manager and treasurer (``staff_client``); test_authorization checks who else may."""
+    return staff_client
 
 
 def start(

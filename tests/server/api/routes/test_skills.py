@@ -1,6 +1,13 @@
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
+
+
+@pytest.fixture(autouse=True)
+def signed_in(staff_client: TestClient) -> TestClient:
+    """Every request here acts as a manager and treasurer (``staff_client``); test_authorization checks who else may."""
+    return staff_client
 
 
 def test_create_get_list(client: TestClient) -> None:
