@@ -42,13 +42,13 @@ from controller.station import MachineStation, rules_for
 from protocol.errors import ProtocolError
 from protocol.messages import (
     AccessReply,
-    AccessRequest,
     CertifyReply,
     Command,
     CommandAction,
     EventAck,
     MachineStateName,
     Telemetry,
+    UsageEvent,
 )
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,8 @@ ACK_GRACE_S = 1.0
 """How long a clean stop waits for the server to acknowledge the last events."""
 RESEND_BATCH = 500
 """At most this many unacknowledged events are published again at each backlog check."""
+RESEND_AFTER_S = 10.0
+"""An event is published again when no ack came this long (real time) after it was last sent."""
 BACKLOG_STATUS_EVERY_S = 10.0
 """A changed non-zero backlog is published (in the retained status) at most this often;
 a backlog back to zero at once. Events acknowledged promptly publish nothing."""
@@ -121,6 +123,7 @@ class Gateway:
         self.link.backlog = self._backlog
         self._reported_backlog = self._backlog  # what the last status published said
         self._backlog_at_check = self._backlog
+        self._sent_at: dict[int, float] = {}  # seq -> when it was last published (real time)
 
     def _judge(self, policy: OfflinePolicy) -> OfflineJudge | None:
         if not self.allowlists.enabled:
@@ -341,6 +344,7 @@ class Gateway:
             self.server_watch.heard()
             if not item.ack.ok:
                 log.error("the server refused event %d for good: %s", item.ack.seq, item.ack.error)
+            self._sent_at.pop(item.ack.seq, None)
             if self.journal.ack(item.ack.seq):
                 self._count_backlog(-1)
         elif isinstance(item, inbox.CommandArrived):
@@ -376,7 +380,7 @@ class Gateway:
         """On (re)connection: the journal's unacknowledged events in order, then the machine states."""
         backlog = self.journal.unacked()
         for event in backlog:
-            if not self.link.publish_event(event):
+            if not self._publish_event(event):
                 return  # the link dropped again; the next connection replays
         if backlog:
             log.info(
@@ -445,7 +449,7 @@ class Gateway:
             usage = self.journal.append(action.event, self._checkpoint_of(station, action.event))
             self._count_backlog(+1)
             if self._live and self.link.connected:
-                self.link.publish_event(usage)
+                self._publish_event(usage)
             else:
                 self._live = False  # stays in the journal, replayed on the next connection
         elif isinstance(action, PublishState) and self.link.connected:
@@ -454,8 +458,11 @@ class Gateway:
     def _ask_server(self, station: MachineStation, action: SendRequest | SendCertify) -> None:
         # Not queued while offline: it would reach the server long expired.
         if isinstance(action, SendRequest):
+            # The deadline is taken before publishing: the answer (or the lack of one) may be
+            # on its way before publish returns.
+            deadline = self.clock.monotonic() + self.config.gateway.request_timeout_ms / 1000
             if self.link.connected and self.link.publish_request(action.request):
-                self._asked(action.request)
+                self.server_watch.asked(action.request.request_id, deadline)
             else:
                 log.warning(
                     "machine %s: no broker link to ask about badge %s", station.id, action.request.badge
@@ -471,10 +478,6 @@ class Gateway:
         )
         if not (self.link.connected and self.link.publish_certify(request)):
             log.warning("machine %s: no broker link to certify badge %s", station.id, request.member_badge)
-
-    def _asked(self, request: AccessRequest) -> None:
-        timeout_s = self.config.gateway.request_timeout_ms / 1000
-        self.server_watch.asked(request.request_id, self.clock.monotonic() + timeout_s)
 
     def _checkpoint_of(self, station: MachineStation, event: SessionEvent) -> SessionEvent | None:
         """How ``event``'s session would end if the gateway died now, saved with the event."""
@@ -508,6 +511,12 @@ class Gateway:
         if stuck and backlog and self._live and self.link.connected:
             self._resend()
 
+    def _publish_event(self, event: UsageEvent) -> bool:
+        if not self.link.publish_event(event):
+            return False
+        self._sent_at[event.seq] = time.monotonic()
+        return True
+
     def _resend(self) -> None:
         """Publish again the oldest events still unacknowledged after a whole check interval.
 
@@ -515,8 +524,13 @@ class Gateway:
         was down, or its connection was): without this, those events would wait for the
         gateway's next reconnection, which may be days away. The server applies each once.
         """
-        pending = self.journal.unacked(limit=RESEND_BATCH)
-        sent = sum(1 for event in pending if self.link.publish_event(event))
+        now = time.monotonic()  # real time: what is waited for is the network and the server
+        pending = [
+            event
+            for event in self.journal.unacked(limit=RESEND_BATCH)
+            if now - self._sent_at.get(event.seq, float("-inf")) >= RESEND_AFTER_S
+        ]
+        sent = sum(1 for event in pending if self._publish_event(event))
         if sent:
             log.info("published again %d unacknowledged events (from seq %d)", sent, pending[0].seq)
 

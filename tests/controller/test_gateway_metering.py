@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import controller.gateway
 from controller.actions import EndReason
 from controller.clock import ManualClock
 from controller.gateway import BACKLOG_STATUS_EVERY_S, Gateway
@@ -155,9 +156,10 @@ def test_a_lasting_backlog_is_published_in_the_status_and_so_is_its_end(
 
 
 def test_an_event_still_unacknowledged_a_check_later_is_published_again(
-    gateway: Gateway, responder: Responder, clock: ManualClock
+    gateway: Gateway, responder: Responder, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The server lost it (it was down, the broker link of the gateway stayed up): sent again.
+    monkeypatch.setattr(controller.gateway, "RESEND_AFTER_S", 0.0)  # real time; this clock is manual
     responder.ack_events = False
     sewing = gateway.machines["sew-1"]
     sewing.tap(MEMBER_BADGE)

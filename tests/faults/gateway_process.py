@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         controller.link.KEEPALIVE_S = args.keepalive
     if args.backlog_check is not None:
         controller.gateway.BACKLOG_STATUS_EVERY_S = args.backlog_check
+        controller.gateway.RESEND_AFTER_S = args.backlog_check
     Journal.compact = _no_compaction  # type: ignore[method-assign]
     config = load_config(args.config, environ={})
     gateway = Gateway(config)
