@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEB_PACKAGES := mosquitto postgresql openssl victoria-metrics
+DEB_PACKAGES := mosquitto postgresql openssl victoria-metrics g++ chromium
 
 .PHONY: demo test lint typecheck pytest bench system-packages clean
 
@@ -24,13 +24,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-# Debian packages for the real services the tests spawn (never started system-wide).
+# Debian packages for the real services the tests spawn (never started system-wide), g++
+# for the firmware's protocol core, which the tests build for this machine, and chromium for
+# the web interface's browser tests (driven by Playwright; no browser is ever downloaded).
 system-packages:
 	@missing=""; \
 	command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || missing="$$missing mosquitto"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
 	command -v victoria-metrics >/dev/null 2>&1 || missing="$$missing victoria-metrics"; \
+	command -v g++ >/dev/null 2>&1 || missing="$$missing g++"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "Installing Debian packages:$$missing"; \

@@ -5,18 +5,23 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 
 from controller.config import BadConfig, load_config
 from controller.gateway import Gateway
 from controller.hardware.interfaces import HardwareError
+from controller.sdnotify import Notifier
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_BAD_CONFIG = 2
 EXIT_HARDWARE = 3
+WORKER_STALLED_S = 20.0
+"""A worker that has not passed through its loop for this long is hung: the systemd watchdog
+is no longer fed (WatchdogSec=30s in hardware/systemd/atelier-gateway.service)."""
 
 
 def add_commands(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -50,11 +55,17 @@ def run_gateway(args: argparse.Namespace) -> int:
         stopping.set()
 
     previous = {sig: signal.signal(sig, ask_to_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    systemd = Notifier()
     try:
         gateway.start()
-        while not stopping.wait(timeout=1.0):
-            pass  # a timed wait lets the signal handler run promptly on every platform
+        systemd.notify("READY=1")
+        while not stopping.wait(timeout=min(1.0, systemd.ping_every_s)):
+            # A timed wait lets the signal handler run promptly; the watchdog is fed only
+            # while the worker turns, so a hung worker gets the gateway restarted.
+            if time.monotonic() - gateway.alive_at < WORKER_STALLED_S:
+                systemd.notify("WATCHDOG=1")
     finally:
+        systemd.notify("STOPPING=1")
         gateway.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -7,57 +7,94 @@ the default.
 """
 
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Self
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainValidator,
-    ValidationError,
-    field_validator,
-    model_validator,
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+
+# The part models live in controller.part_config; they are re-exported here, where the
+# configuration is.
+from controller.part_config import (
+    BridgeButtonConfig,
+    BridgeCurrentConfig,
+    BridgeIndicatorConfig,
+    BridgePart,
+    BridgeReaderConfig,
+    BridgeSwitchConfig,
+    ButtonConfig,
+    CurrentConfig,
+    CurrentSection,
+    GpioButtonConfig,
+    GpioIndicatorConfig,
+    GpioSwitchConfig,
+    IndicatorConfig,
+    Mcp3008CurrentConfig,
+    Pin,
+    Pn532ReaderConfig,
+    Rdm6300ReaderConfig,
+    ReaderConfig,
+    Section,
+    ShellyCurrentConfig,
+    ShellySwitchConfig,
+    SimulatedButtonConfig,
+    SimulatedCurrentConfig,
+    SimulatedReaderConfig,
+    SwitchConfig,
 )
-
 from protocol.allowlist import KeyId, public_key_from_text
 from protocol.errors import ProtocolError
 from protocol.ids import Ident
 from protocol.messages import CertificationLevel
 from protocol.mqtt import BrokerURL
 
+__all__ = [
+    "EXAMPLE_CONFIG",
+    "MQTT_URL_ENV",
+    "BadConfig",
+    "BridgeButtonConfig",
+    "BridgeCurrentConfig",
+    "BridgeIndicatorConfig",
+    "BridgePart",
+    "BridgeReaderConfig",
+    "BridgeSwitchConfig",
+    "ButtonConfig",
+    "CurrentConfig",
+    "CurrentSection",
+    "GatewayConfig",
+    "GatewaySection",
+    "GpioButtonConfig",
+    "GpioIndicatorConfig",
+    "GpioSwitchConfig",
+    "IndicatorConfig",
+    "MachineSection",
+    "Mcp3008CurrentConfig",
+    "OfflinePolicy",
+    "Pin",
+    "Pn532ReaderConfig",
+    "Rdm6300ReaderConfig",
+    "ReaderConfig",
+    "Section",
+    "ShellyCurrentConfig",
+    "ShellySwitchConfig",
+    "SimulatedButtonConfig",
+    "SimulatedCurrentConfig",
+    "SimulatedReaderConfig",
+    "SwitchConfig",
+    "load_config",
+    "parse_config",
+]
+
 MQTT_URL_ENV = "ATELIER_MQTT_URL"
 """Overrides ``[gateway] mqtt_url``, so one file serves on a bench and in the workshop."""
 
 EXAMPLE_CONFIG = Path(__file__).parent / "examples" / "atelier-gateway.toml"
 
-_PIN_NAME = re.compile(r"^(GPIO|BCM|BOARD|J8:)?\d{1,2}$")
-
-
-def _check_pin(value: object) -> int | str:
-    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 53:
-        return value
-    if isinstance(value, str) and _PIN_NAME.match(value):
-        return value
-    raise ValueError(
-        f"a pin is a BCM number from 0 to 53 or a name like 'GPIO17' or 'BOARD11', not {value!r}"
-    )
-
-
-Pin = Annotated[int | str, PlainValidator(_check_pin)]
-"""A BCM number (17) or a gpiozero pin name ("GPIO17", "BOARD11")."""
-
 
 class BadConfig(ValueError):
     """A configuration file that cannot be used; the message says where and why."""
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class GatewaySection(Section):
@@ -99,71 +136,6 @@ class GatewaySection(Section):
         return BrokerURL.parse(self.mqtt_url)
 
 
-class SimulatedReaderConfig(Section):
-    type: Literal["simulated"]
-
-
-class SimulatedCurrentConfig(Section):
-    """A simulated clamp, and the thresholds that tell running from idle.
-
-    Hysteresis: the machine counts as running once the current has stayed above
-    ``running_above_a`` for ``running_after_s``, and as idle again once it has
-    stayed below ``idle_below_a`` for ``idle_after_s``.
-    """
-
-    type: Literal["simulated"]
-    running_above_a: Annotated[float, Field(gt=0, le=1000)] = 0.5
-    idle_below_a: Annotated[float, Field(ge=0, le=1000)] = 0.3
-    running_after_s: Annotated[float, Field(ge=0, le=600)] = 2.0
-    idle_after_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
-    noise_a: Annotated[float, Field(ge=0, le=10)] = 0.0
-    scale: Annotated[float, Field(gt=0, le=1000)] = 1.0
-    """Calibration: every raw reading becomes ``max(0, raw * scale + offset_a)`` amperes,
-    before the thresholds above see it."""
-    offset_a: Annotated[float, Field(ge=-100, le=100)] = 0.0
-    voltage_v: Annotated[float, Field(gt=0, le=1000)] | None = None
-    """The machine's supply voltage. When set, sessions meter energy (``energy_wh``) and
-    telemetry carries power; absent, neither is reported."""
-    power_factor: Annotated[float, Field(gt=0, le=1)] = 1.0
-
-    @model_validator(mode="after")
-    def _hysteresis(self) -> Self:
-        if self.idle_below_a > self.running_above_a:
-            raise ValueError(
-                f"idle_below_a ({self.idle_below_a}) must not be above running_above_a ({self.running_above_a})"
-            )
-        return self
-
-
-class GpioSwitchConfig(Section):
-    type: Literal["gpio"]
-    pin: Pin
-    active_high: bool = True
-
-
-class GpioIndicatorConfig(Section):
-    type: Literal["gpio"]
-    green_pin: Pin
-    red_pin: Pin
-    buzzer_pin: Pin | None = None
-
-
-class SimulatedButtonConfig(Section):
-    type: Literal["simulated"]
-
-
-class GpioButtonConfig(Section):
-    """A push button between ``pin`` and ground; ``pull_up = false`` if it pulls the pin high instead."""
-
-    type: Literal["gpio"]
-    pin: Pin
-    pull_up: bool = True
-    bounce_ms: Annotated[int, Field(ge=0, le=1000)] = 50
-
-
-ButtonConfig = Annotated[SimulatedButtonConfig | GpioButtonConfig, Field(discriminator="type")]
-
-
 class OfflinePolicy(StrEnum):
     """Who a machine lets in when the server does not answer."""
 
@@ -187,23 +159,35 @@ class MachineSection(Section):
     about as supervised by them (and may be certified at the machine). 0 turns it off."""
     certify_level: CertificationLevel = CertificationLevel.AUTONOMOUS
     """The level a trainer's certification at this machine grants."""
-    reader: SimulatedReaderConfig
-    current: SimulatedCurrentConfig
-    switch: GpioSwitchConfig
-    indicator: GpioIndicatorConfig
+    reader: ReaderConfig
+    current: CurrentConfig
+    switch: SwitchConfig
+    indicator: IndicatorConfig
     button: ButtonConfig | None = None
     """An optional button that confirms a trainer's certification at the machine."""
 
     def pins(self) -> list[tuple[str, int | str]]:
-        used: list[tuple[str, int | str]] = [
-            ("switch.pin", self.switch.pin),
-            ("indicator.green_pin", self.indicator.green_pin),
-            ("indicator.red_pin", self.indicator.red_pin),
-        ]
-        if self.indicator.buzzer_pin is not None:
-            used.append(("indicator.buzzer_pin", self.indicator.buzzer_pin))
+        used: list[tuple[str, int | str]] = []
+        if isinstance(self.switch, GpioSwitchConfig):
+            used.append(("switch.pin", self.switch.pin))
+        if isinstance(self.indicator, GpioIndicatorConfig):
+            used.append(("indicator.green_pin", self.indicator.green_pin))
+            used.append(("indicator.red_pin", self.indicator.red_pin))
+            if self.indicator.buzzer_pin is not None:
+                used.append(("indicator.buzzer_pin", self.indicator.buzzer_pin))
         if isinstance(self.button, GpioButtonConfig):
             used.append(("button.pin", self.button.pin))
+        return used
+
+    def serial_ports(self) -> list[tuple[str, str, BridgePart | None]]:
+        """Where the machine uses a serial port: (key, port, the bridge part or None for a reader)."""
+        used: list[tuple[str, str, BridgePart | None]] = []
+        if isinstance(self.reader, Rdm6300ReaderConfig | Pn532ReaderConfig):
+            used.append(("reader.port", self.reader.port, None))
+        for name in ("reader", "current", "switch", "indicator", "button"):
+            part = getattr(self, name)
+            if isinstance(part, BridgePart):
+                used.append((f"{name}.port", part.port, part))
         return used
 
 
@@ -235,7 +219,45 @@ class GatewayConfig(Section):
                 if key in seen_pins:
                     raise ValueError(f"pin {pin} of {machine.id}.{where} is already {seen_pins[key]}")
                 seen_pins[key] = f"{machine.id}.{where}"
+        self._ports_shared_only_by_a_bridge()
+        self._spi_pins_free(seen_pins)
         return self
+
+    def _spi_pins_free(self, used: dict[str, str]) -> None:
+        # An MCP3008 holds SPI0's SCLK, MOSI, MISO and its chip select: no LED or relay there.
+        clamps = [m for m in self.machines if isinstance(m.current, Mcp3008CurrentConfig)]
+        spi = {"11": "SCLK", "10": "MOSI", "9": "MISO"}
+        for machine in clamps:
+            assert isinstance(machine.current, Mcp3008CurrentConfig)
+            spi["8" if machine.current.spi_device == 0 else "7"] = f"CE{machine.current.spi_device}"
+        for key, role in spi.items() if clamps else ():
+            if key in used:
+                raise ValueError(
+                    f"pin {key} of {used[key]} is SPI0's {role}, which the MCP3008 current clamps use"
+                )
+
+    def _ports_shared_only_by_a_bridge(self) -> None:
+        # A reader owns its port; bridge parts share theirs, each (port, channel, part) once.
+        owners: dict[str, tuple[str, BridgePart | None]] = {}
+        bridged: set[tuple[str, int, str]] = set()
+        for machine in self.machines:
+            for where, port, part in machine.serial_ports():
+                here = f"{machine.id}.{where}"
+                first = owners.setdefault(port, (here, part))
+                if first[0] != here and (part is None or first[1] is None):
+                    raise ValueError(f"serial port {port!r} of {here} is already {first[0]}")
+                if part is None:
+                    continue
+                if first[1] is not None and first[1].baudrate != part.baudrate:
+                    raise ValueError(
+                        f"{here}: the bridge on {port!r} runs at {first[1].baudrate} baud ({first[0]})"
+                    )
+                key = (port, part.channel, where.split(".")[0])
+                if key in bridged:
+                    raise ValueError(
+                        f"{here}: channel {part.channel} of the bridge on {port!r} already has a {key[2]}"
+                    )
+                bridged.add(key)
 
     def machine(self, machine_id: str) -> MachineSection:
         for machine in self.machines:
@@ -253,6 +275,19 @@ class GatewayConfig(Section):
             raise BadConfig(_describe(error, data, "<replace_gateway>")) from None
 
 
+def _without_tags(parts: list[int | str], entry: object) -> list[str]:
+    """The path in the file: pydantic puts the chosen ``type`` of a part in its error
+    locations (``reader.rdm6300.port``), which is not a key of the file (``reader.port``)."""
+    shown: list[str] = []
+    here = entry
+    for part in parts:
+        if isinstance(here, Mapping) and part not in here and here.get("type") == part:
+            continue
+        shown.append(str(part))
+        here = here.get(part) if isinstance(here, Mapping) else None
+    return shown
+
+
 def _where(loc: tuple[int | str, ...], data: Mapping[str, Any]) -> str:
     parts = list(loc)
     if len(parts) >= 2 and parts[0] in ("machine", "machines") and isinstance(parts[1], int):
@@ -260,7 +295,7 @@ def _where(loc: tuple[int | str, ...], data: Mapping[str, Any]) -> str:
         entries = data.get("machine", data.get("machines", []))
         entry = entries[index] if isinstance(entries, list) and index < len(entries) else None
         name = f" ({entry['id']!r})" if isinstance(entry, Mapping) and "id" in entry else ""
-        rest = ".".join(str(p) for p in parts[2:])
+        rest = ".".join(_without_tags(parts[2:], entry))
         return f"[[machine]] #{index + 1}{name}" + (f": {rest}" if rest else "")
     return ".".join(str(p) for p in parts) or "(file)"
 

@@ -18,6 +18,7 @@ from gpiozero import LED, Button, Buzzer, GPIOZeroError, OutputDevice
 from gpiozero.pins.mock import MockFactory
 
 from controller.hardware.interfaces import BadPinFactory, HardwareClosed, PinFailed, Signal
+from controller.hardware.patterns import GRANTED, TICK_S, Pattern, denial
 from protocol.messages import Reason
 
 log = logging.getLogger(__name__)
@@ -103,9 +104,12 @@ class RelaySwitch:
 class LedIndicator:
     """A green and a red LED, and an optional buzzer, at the machine.
 
-    locked: red. authorising: red and green. granted: green and one beep.
-    running: green. denied: red flashing and two beeps. error: both flashing.
-    LEDs cannot spell a reason: it is logged for the manager instead.
+    locked: red. authorising: red and green. granted: green and one short beep.
+    running: green. error: both flashing. denied: red flashing, and beeping, in the
+    rhythm of the refusal's family (:mod:`controller.hardware.patterns`): two short
+    (the badge or the member), one long (training), three short (balance), two long
+    (the machine), five quick (the system: ask the staff). The reason itself is
+    logged for the manager.
     """
 
     def __init__(
@@ -138,7 +142,8 @@ class LedIndicator:
 
     def show(self, signal: Signal, reason: Reason | None = None) -> None:
         with _pin_errors("indicator"):
-            # off() also stops any blinking left over from the previous signal.
+            # A pattern left over from the previous signal is stopped first; off() stops blinking.
+            self._red.source = None
             self._green.off()
             self._red.off()
             if self._buzzer is not None:
@@ -150,20 +155,22 @@ class LedIndicator:
                 self._green.on()
             elif signal is Signal.GRANTED:
                 self._green.on()
-                self._beep(1)
+                self._beep(GRANTED)
             elif signal is Signal.RUNNING:
                 self._green.on()
             elif signal is Signal.DENIED:
-                self._red.blink(on_time=0.1, off_time=0.1, background=True)
-                self._beep(2)
+                pattern = denial(reason)
+                self._red.source_delay = TICK_S
+                self._red.source = pattern.flashing()
+                self._beep(pattern)
             else:
                 self._red.blink(on_time=0.5, off_time=0.5, background=True)
                 self._green.blink(on_time=0.5, off_time=0.5, background=True)
         self.signal, self.reason = signal, reason
 
-    def _beep(self, times: int) -> None:
+    def _beep(self, pattern: Pattern) -> None:
         if self._buzzer is not None:
-            self._buzzer.beep(on_time=0.1, off_time=0.1, n=times, background=True)
+            self._buzzer.beep(on_time=pattern.on_s, off_time=pattern.off_s, n=pattern.beeps, background=True)
 
     @property
     def green_is_lit(self) -> bool:
@@ -174,7 +181,11 @@ class LedIndicator:
         return bool(self._red.is_lit)
 
     def close(self) -> None:
-        for device in (getattr(self, "_buzzer", None), getattr(self, "_red", None), self._green):
+        red = getattr(self, "_red", None)
+        if red is not None:
+            with contextlib.suppress(GPIOZeroError):
+                red.source = None
+        for device in (getattr(self, "_buzzer", None), red, self._green):
             if device is not None:
                 try:
                     device.close()

@@ -34,6 +34,14 @@ class PinFailed(HardwareError, OSError):
     """A GPIO pin could not be reserved or driven."""
 
 
+class PartFailed(HardwareError, OSError):
+    """A part stopped answering: its serial port vanished, its ADC read failed, its plug went silent.
+
+    The driver keeps trying to recover by itself; meanwhile the gateway shows an error at
+    the machine and never powers it on.
+    """
+
+
 class NotSimulated(HardwareError, TypeError):
     """A simulation-only operation (tap, set_amps) on a real part."""
 

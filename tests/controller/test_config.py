@@ -11,7 +11,16 @@ import pytest
 from controller.config import (
     EXAMPLE_CONFIG,
     BadConfig,
+    BridgeButtonConfig,
+    BridgeReaderConfig,
     GpioButtonConfig,
+    GpioIndicatorConfig,
+    GpioSwitchConfig,
+    Mcp3008CurrentConfig,
+    Pn532ReaderConfig,
+    Rdm6300ReaderConfig,
+    ShellyCurrentConfig,
+    ShellySwitchConfig,
     SimulatedButtonConfig,
     load_config,
     parse_config,
@@ -42,13 +51,17 @@ def test_the_example_parses() -> None:
     sewing = config.machine("sew-1")
     assert sewing.reader.type == "simulated"
     assert sewing.current.running_above_a == 0.5
+    assert isinstance(sewing.switch, GpioSwitchConfig)
     assert sewing.switch.pin == 17
     assert sewing.switch.active_high is False
+    assert isinstance(sewing.indicator, GpioIndicatorConfig)
     assert sewing.indicator.buzzer_pin == 13
     assert sewing.supervision_window_s == 300
     assert sewing.certify_level is CertificationLevel.AUTONOMOUS
     assert isinstance(sewing.button, SimulatedButtonConfig)
-    assert config.machine("print-1").indicator.buzzer_pin is None
+    printer = config.machine("print-1").indicator
+    assert isinstance(printer, GpioIndicatorConfig)
+    assert printer.buzzer_pin is None
     assert config.machine("print-1").button is None
 
 
@@ -124,7 +137,10 @@ def test_hysteresis_thresholds_the_wrong_way_round() -> None:
 def test_an_unknown_part_type() -> None:
     data = example()
     data["machine"][0]["reader"]["type"] = "rc522"
-    assert "[[machine]] #1 ('sew-1'): reader.type: Input should be 'simulated'" in refused(data)
+    assert (
+        "[[machine]] #1 ('sew-1'): reader: Input tag 'rc522' found using 'type' does not match any of "
+        "the expected tags: 'simulated', 'rdm6300', 'pn532', 'bridge'"
+    ) in refused(data)
 
 
 def test_a_bad_pin() -> None:
@@ -222,7 +238,7 @@ def test_bad_supervision_settings_are_named() -> None:
         "[[machine]] #1 ('sew-1'): certify_level: Input should be 'supervised', 'autonomous' or 'trainer'"
         in message
     )
-    assert "[[machine]] #1 ('sew-1'): button.gpio.pin: Field required" in message
+    assert "[[machine]] #1 ('sew-1'): button.pin: Field required" in message
 
 
 def test_an_unknown_button_type() -> None:
@@ -263,3 +279,106 @@ def test_bad_calibration_and_supply_are_named() -> None:
     assert f"{where}offset_a: Input should be greater than or equal to -100" in message
     assert f"{where}voltage_v: Input should be greater than 0" in message
     assert f"{where}power_factor: Input should be less than or equal to 1" in message
+
+
+# The hardware part types.
+
+
+def uncommented_examples() -> str:
+    """The commented machines at the end of the example file, uncommented."""
+    text = EXAMPLE_CONFIG.read_text()
+    tail = text[text.index("# A machine behind a Shelly") :]
+    lines = [
+        line[2:]
+        for line in tail.splitlines()
+        if line.startswith("# [") or (line.startswith("# ") and " = " in line)
+    ]
+    return "\n".join(lines)
+
+
+def test_the_commented_machines_of_the_example_are_valid() -> None:
+    data = tomllib.loads(EXAMPLE_CONFIG.read_text() + "\n" + uncommented_examples())
+    config = parse_config(data, environ={})
+    kiln, laser = config.machine("kiln-1"), config.machine("laser-1")
+    assert isinstance(kiln.reader, Pn532ReaderConfig)
+    assert isinstance(kiln.current, ShellyCurrentConfig)
+    assert kiln.current.running_above_a == 1.0
+    assert isinstance(kiln.switch, ShellySwitchConfig)
+    assert isinstance(laser.reader, BridgeReaderConfig)
+    assert isinstance(laser.button, BridgeButtonConfig)
+    assert laser.current.running_above_a == 0.5
+
+
+def test_readers_and_clamps_on_a_pi() -> None:
+    data = example()
+    data["machine"][0]["reader"] = {"type": "rdm6300", "port": "/dev/serial0"}
+    data["machine"][0]["current"] = {"type": "mcp3008", "channel": 0, "running_above_a": 0.8}
+    data["machine"][1]["reader"] = {"type": "pn532", "port": "/dev/ttyUSB0", "poll_interval_ms": 200}
+    data["machine"][1]["current"] = {"type": "mcp3008", "channel": 1, "amps_per_volt": 60.6}
+    config = parse_config(data, environ={})
+    sewing, printer = config.machines
+    assert isinstance(sewing.reader, Rdm6300ReaderConfig)
+    assert sewing.reader.debounce_s == 1.0
+    assert isinstance(sewing.current, Mcp3008CurrentConfig)
+    assert (sewing.current.cycles, sewing.current.mains_hz, sewing.current.amps_per_volt) == (10, 50.0, 30.0)
+    assert rules_for(sewing, 500).running_above_a == 0.8
+    assert isinstance(printer.reader, Pn532ReaderConfig)
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        (
+            lambda d: d["machine"][0].update(
+                reader={"type": "rdm6300", "port": "/dev/serial0", "baud": 9600}
+            ),
+            "[[machine]] #1 ('sew-1'): reader.baud: Extra inputs are not permitted",
+        ),
+        (
+            lambda d: d["machine"][0].update(reader={"type": "rdm6300"}),
+            "[[machine]] #1 ('sew-1'): reader.port: Field required",
+        ),
+        (
+            lambda d: d["machine"][0].update(current={"type": "mcp3008", "channel": 8}),
+            "[[machine]] #1 ('sew-1'): current.channel: Input should be less than or equal to 7",
+        ),
+        (
+            lambda d: d["machine"][0].update(switch={"type": "shelly", "device": "a b", "mqtt_url": "x"}),
+            "switch.device: a Shelly topic prefix has letters, digits and - _ / . only, not 'a b'",
+        ),
+        (
+            lambda d: (
+                d["machine"][0].update(reader={"type": "rdm6300", "port": "/dev/serial0"}),
+                d["machine"][1].update(reader={"type": "pn532", "port": "/dev/serial0"}),
+            ),
+            "serial port '/dev/serial0' of print-1.reader.port is already sew-1.reader.port",
+        ),
+        (
+            lambda d: (
+                d["machine"][0].update(reader={"type": "bridge", "port": "/dev/ttyACM0"}),
+                d["machine"][1].update(reader={"type": "bridge", "port": "/dev/ttyACM0"}),
+            ),
+            "print-1.reader.port: channel 0 of the bridge on '/dev/ttyACM0' already has a reader",
+        ),
+        (
+            lambda d: (
+                d["machine"][0].update(current={"type": "mcp3008", "channel": 0}),
+                d["machine"][1]["indicator"].update(red_pin="GPIO10"),
+            ),
+            "pin 10 of print-1.indicator.red_pin is SPI0's MOSI, which the MCP3008 current clamps use",
+        ),
+    ],
+)
+def test_bad_part_tables_are_named(change: Any, complaint: str) -> None:
+    data = example()
+    change(data)
+    assert complaint in refused(data)
+
+
+def test_two_machines_share_a_bridge_on_their_own_channels() -> None:
+    data = example()
+    data["machine"][0]["reader"] = {"type": "bridge", "port": "/dev/ttyACM0"}
+    data["machine"][1]["reader"] = {"type": "bridge", "port": "/dev/ttyACM0", "channel": 1}
+    data["machine"][1]["switch"] = {"type": "bridge", "port": "/dev/ttyACM0", "channel": 1}
+    config = parse_config(data, environ={})
+    assert [m.reader.type for m in config.machines] == ["bridge", "bridge"]

@@ -29,8 +29,10 @@ from controller.hardware.interfaces import (
     Signal,
     Switch,
 )
+from controller.hardware.patterns import DENIALS, GRANTED
 from controller.hardware.simulated import SimulatedBadgeReader, SimulatedButton, SimulatedCurrentSource
 from protocol.messages import Reason
+from protocol.refusals import RefusalFamily, family_of
 
 
 def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
@@ -279,16 +281,40 @@ def test_granted_beeps_once(lights: LedIndicator, mock_factory: Any) -> None:
     assert wait_until(lambda: [s.state for s in buzzer.states] == [False, True, False])
 
 
-def test_denied_flashes_red_and_beeps_twice(lights: LedIndicator, mock_factory: Any) -> None:
+@pytest.mark.parametrize(
+    ("reason", "beeps", "long"),
+    [
+        (Reason.UNKNOWN_BADGE, 2, False),  # the badge or the member: two short
+        (Reason.NOT_CERTIFIED, 1, True),  # training: one long
+        (Reason.INSUFFICIENT_BALANCE, 3, False),  # balance: three short
+        (Reason.MACHINE_LOCKED_OUT, 2, True),  # the machine: two long
+        (Reason.SERVER_UNREACHABLE, 5, False),  # the system: five quick
+        (None, 5, False),
+    ],
+)
+def test_denied_flashes_red_and_beeps_the_family_of_the_reason(
+    lights: LedIndicator, mock_factory: Any, reason: Reason | None, beeps: int, long: bool
+) -> None:
     red, buzzer = mock_factory.pin(6), mock_factory.pin(13)
     red.clear_states()
     buzzer.clear_states()
-    lights.show(Signal.DENIED, Reason.NOT_CERTIFIED)
+    lights.show(Signal.DENIED, reason)
 
-    assert lights.reason is Reason.NOT_CERTIFIED
+    assert lights.reason is reason
     assert not lights.green_is_lit
-    assert wait_until(lambda: sum(s.state for s in red.states) >= 3), "red keeps flashing"
-    assert wait_until(lambda: [s.state for s in buzzer.states] == [False, True, False, True, False])
+    expected = [False] + [True, False] * beeps
+    assert wait_until(lambda: [s.state for s in buzzer.states] == expected)
+    # Each state's timestamp is the time since the previous change: how long the beep before it lasted.
+    beep_lengths = [s.timestamp for s in buzzer.states[2::2]]
+    assert all((length > 0.3) is long for length in beep_lengths), beep_lengths
+    assert wait_until(lambda: sum(s.state for s in red.states) >= beeps + 1), "red flashes the pattern, again"
+
+
+def test_every_refusal_family_sounds_different() -> None:
+    patterns = {family: (p.beeps, p.on_ticks) for family, p in DENIALS.items()}
+    assert len(set(patterns.values())) == len(RefusalFamily)
+    assert GRANTED.ticks() not in [p.ticks() for p in DENIALS.values()]
+    assert all(family_of(reason) in RefusalFamily for reason in Reason if reason is not Reason.GRANTED)
 
 
 def test_error_flashes_both(lights: LedIndicator, mock_factory: Any) -> None:
