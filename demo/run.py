@@ -162,6 +162,7 @@ def _workshop(options: DemoOptions, say: Teller) -> Iterator[tuple[Scenario, Nar
             _gateways(url, {keys.key_id: keys.public_text}) as gateways,
         ):
             say(f"Server ready: {api_url}/api/v1/docs (the API; sign in or use a token, below)")
+            say(f"Web interface: {api_url}/ (sign in with an e-mail and password below; French, or English)")
             say(
                 f"Also: {api_url}/metrics (Prometheus metrics, public), "
                 f"{api_url}/api/v1/reports/utilisation (hours running against hours powered: "

@@ -18,6 +18,7 @@ from server.observability import ServerMetrics
 from server.settings import Settings
 from server.telemetry import TelemetryWriter
 from server.training.sweeper import ExpirySweeper
+from server.web import install as install_web
 
 
 def create_app(settings: Settings | None = None, *, mqtt: bool = True, sweep: bool = True) -> FastAPI:
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, mqtt: bool = True, sweep: bo
         window_s=settings.login_failure_window_s,
     )
     check_policies(app)
+    install_web(app)
     return app
 
 

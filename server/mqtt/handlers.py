@@ -29,6 +29,7 @@ from protocol.messages import (
     EventAck,
     GatewayState,
     GatewayStatus,
+    MachineState,
     Reason,
     Telemetry,
     Token,
@@ -42,6 +43,7 @@ from server.clock import Clock, to_ms
 from server.clocks import DEFAULT_TOLERANCE_MS, link_of, record_offset
 from server.db import SessionFactory
 from server.gateway_status import StatusOutcome, record_status
+from server.live import LiveWorkshop
 from server.models import GatewayState as KnownState
 from server.observability import ServerMetrics
 from server.telemetry import MachineSample, TelemetryWriter
@@ -84,9 +86,11 @@ class Handlers:
         supervision_window: timedelta = DEFAULT_SUPERVISION_WINDOW,
         clock_tolerance_ms: int = DEFAULT_TOLERANCE_MS,
         on_birth: Callable[[str], None] | None = None,
+        live: LiveWorkshop | None = None,
     ) -> None:
         """``on_birth(gateway)`` is called when a gateway comes online (a new boot, or back
-        from lost or offline), on the ingest lane's thread: it must return at once."""
+        from lost or offline), on the ingest lane's thread: it must return at once. ``live``
+        receives each machine's state (a new one if not given): what the web's live view shows."""
         self.site = site
         self._sessions = session_factory
         self._clock = clock
@@ -96,6 +100,7 @@ class Handlers:
         self._telemetry = telemetry  # None: telemetry is checked, and not kept
         self._clock_tolerance_ms = clock_tolerance_ms
         self._on_birth = on_birth
+        self.live = live or LiveWorkshop()
 
     def handle(self, topic_name: str, payload: bytes, *, retained: bool = False) -> Outgoing | None:
         """The answer to one message, if any. Raises only on a failure of the server itself.
@@ -119,6 +124,8 @@ class Handlers:
             return self.usage_event(address, topic_name, payload)
         if address.channel is Channel.STATUS:
             self.status(address, topic_name, payload, retained=retained)
+        elif address.channel is Channel.MACHINE_STATE:
+            self.machine_state(address, topic_name, payload)
         elif address.channel is Channel.TELEMETRY:
             self.telemetry(address, topic_name, payload)
         else:
@@ -241,6 +248,7 @@ class Handlers:
         if birth and self._on_birth is not None:
             self._on_birth(address.gateway)
         if outcome is StatusOutcome.APPLIED:
+            self.live.touch()
             log.info("gateway %s is %s (boot %d)", address.gateway, status.state.value, status.boot)
             if status.backlog is not None:  # events the gateway journaled and we have not acked
                 self.metrics.gateway_backlog(address.gateway, status.backlog)
@@ -250,6 +258,21 @@ class Handlers:
             )
         else:
             log.warning("status from unregistered gateway %s on %s", address.gateway, topic_name)
+
+    def machine_state(self, address: TopicAddress, topic_name: str, payload: bytes) -> None:
+        """Keep what a machine is doing now, in memory only (:mod:`server.live`)."""
+        if not payload:
+            log.debug("retained machine state cleared on %s", topic_name)
+            return
+        try:
+            state = decode(MachineState, payload)
+        except BadPayload as error:
+            log.warning("bad machine state on %s: %s", topic_name, error)
+            return
+        if state.machine != address.machine:
+            log.warning("ignored state of machine %s on %s: not its topic", state.machine, topic_name)
+            return
+        self.live.machine_state(address.gateway, state, self._clock())
 
     def _clock_offset(self, db: Session, gateway: str, offset_ms: int, now: datetime) -> None:
         record_offset(db, self.site, gateway, offset_ms, now)

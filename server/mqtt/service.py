@@ -49,7 +49,10 @@ KEEPALIVE_S = 30
 # A certification at the machine is answered as fast as a tap: the trainer and the member are waiting.
 DECISION_CHANNELS = (Channel.ACCESS_REQUEST, Channel.CERTIFY_REQUEST)
 _ACCESS_REPLY_SUFFIX = "/" + Channel.ACCESS_REPLY.value
-INGEST_CHANNELS = (Channel.EVENTS, Channel.TELEMETRY, Channel.STATUS)
+INGEST_CHANNELS = (Channel.EVENTS, Channel.TELEMETRY, Channel.STATUS, Channel.MACHINE_STATE)
+# Retained states, read by every server process (a broker gives retained messages to plain
+# subscriptions only, and applying a state twice is harmless): never shared.
+UNSHARED_CHANNELS = frozenset({Channel.STATUS, Channel.MACHINE_STATE})
 
 COMMAND_TTL_S = 60
 """A command not carried out within this is dropped by the gateway (it would be stale)."""
@@ -249,6 +252,8 @@ class MqttService:
             clock_tolerance_ms=settings.clock_tolerance_s * 1000,
             on_birth=None if self.allowlists is None else self.allowlists.request,
         )
+        self.live = self.handlers.live
+        """What each machine is doing now (:mod:`server.live`), for the web's live view."""
         self._lanes = (
             _Lane("decision", self, f"{self.client_id}-d", self._filters(DECISION_CHANNELS), timed=True),
             _Lane(
@@ -314,10 +319,7 @@ class MqttService:
         filters = []
         for channel in channels:
             filter_ = subscription(channel, site)
-            # Status is read by every process, not shared: a broker gives retained
-            # messages (the status of each gateway) to plain subscriptions only, and
-            # applying a status twice is harmless.
-            if group is not None and channel is not Channel.STATUS:
+            if group is not None and channel not in UNSHARED_CHANNELS:
                 filter_ = shared(group, filter_)
             filters.append((filter_, QOS[channel]))
         return filters
