@@ -56,6 +56,8 @@ class Reason(StrEnum):
     NOT_A_TRAINER = "not_a_trainer"  # the first badge is not a trainer for the machine's skills
     SELF_CERTIFICATION = "self_certification"  # a trainer cannot certify themself
     PREREQUISITE_MISSING = "prerequisite_missing"  # a prerequisite skill must be held first
+    # The machine asks for a second factor, and the member has not confirmed in the web app:
+    SECOND_FACTOR_REQUIRED = "second_factor_required"
     # Said by the gateway itself, never sent by the server:
     SERVER_UNREACHABLE = "server_unreachable"  # no answer within the request timeout
     MACHINE_IN_USE = "machine_in_use"  # another member's session is open on the machine

@@ -13,7 +13,7 @@ from protocol.messages import Reason
 
 
 class RefusalFamily(IntEnum):
-    BADGE = 1  # the badge or the member: unknown, disabled, membership lapsed
+    BADGE = 1  # the badge or the member: unknown, disabled, membership lapsed, not confirmed
     TRAINING = 2  # not certified for this machine (or expired, or needs a trainer)
     BALANCE = 3  # prepaid balance too low
     MACHINE = 4  # the machine: locked out, or in someone else's session
@@ -24,6 +24,7 @@ FAMILIES: dict[Reason, RefusalFamily] = {
     Reason.UNKNOWN_BADGE: RefusalFamily.BADGE,
     Reason.BADGE_DISABLED: RefusalFamily.BADGE,
     Reason.MEMBER_INACTIVE: RefusalFamily.BADGE,
+    Reason.SECOND_FACTOR_REQUIRED: RefusalFamily.BADGE,  # prove the badge is yours, in the web app
     Reason.NOT_CERTIFIED: RefusalFamily.TRAINING,
     Reason.CERTIFICATION_EXPIRED: RefusalFamily.TRAINING,
     Reason.SUPERVISION_REQUIRED: RefusalFamily.TRAINING,

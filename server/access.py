@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from protocol.messages import AccessReply, AccessRequest, CertificationLevel, Reason
 from server.billing.at_machine import prepaid_verdict
-from server.db import table
+from server.db import rowcount, table
 from server.models import (
     LEVEL_RANK,
     AccessDecision,
@@ -33,6 +33,7 @@ from server.models import (
     Machine,
     Member,
     MemberStatus,
+    SecondFactorConfirmation,
     Skill,
     machine_skills,
 )
@@ -42,6 +43,7 @@ MESSAGE_MAX = 200  # AccessReply.message
 NAME_MAX = 120  # AccessReply.member_name
 
 DEFAULT_SUPERVISION_WINDOW = timedelta(seconds=300)
+DEFAULT_SECOND_FACTOR_WINDOW = timedelta(seconds=120)
 
 _gateways = table(Gateway).c
 _machines = table(Machine).c
@@ -51,6 +53,7 @@ _skills = table(Skill).c
 _certifications = table(Certification).c
 _decisions = table(AccessDecision).c
 _required = machine_skills.c
+_confirmations = table(SecondFactorConfirmation).c
 
 # Everything a decision needs, in one round trip (the database may be across a network):
 # the gateway; the machine among that gateway's own (null: unknown machine); the badge and
@@ -82,6 +85,7 @@ _FACTS = (
         # Prepaid members get one more query (their balance); the others none.
         _members.prepaid,
         _machines.machine_class,
+        _machines.second_factor,
     )
     .select_from(
         table(Gateway)
@@ -154,6 +158,26 @@ _SUPERVISOR = (
     .where(_badges.uid == sa.bindparam("badge"))
 )
 
+# On a machine with a second factor: the member's confirmation in the web app, used by the
+# grant it lets through (compare-and-set: two taps cannot both use one confirmation).
+_CONFIRMATION = (
+    sa.select(_confirmations.id)
+    .where(
+        _confirmations.member_id == sa.bindparam("member"),
+        _confirmations.machine_id == sa.bindparam("machine"),
+        _confirmations.used_at.is_(None),
+        _confirmations.confirmed_at >= sa.bindparam("since"),
+        _confirmations.confirmed_at <= sa.bindparam("now"),
+    )
+    .order_by(_confirmations.confirmed_at.desc())
+    .limit(1)
+)
+_USE_CONFIRMATION = (
+    sa.update(table(SecondFactorConfirmation))
+    .where(_confirmations.id == sa.bindparam("confirmation"), _confirmations.used_at.is_(None))
+    .values(used_at=sa.bindparam("now"))
+)
+
 _LOG = sa.insert(table(AccessDecision))
 
 
@@ -191,6 +215,7 @@ def decide(
     now: datetime,
     *,
     supervision_window: timedelta = DEFAULT_SUPERVISION_WINDOW,
+    second_factor_window: timedelta = DEFAULT_SECOND_FACTOR_WINDOW,
 ) -> AccessReply:
     """Answer ``request`` from ``gateway_slug`` of ``site``, log the decision and commit.
 
@@ -198,10 +223,20 @@ def decide(
     member hears about the problem they can act on first. A member certified at
     the supervised level is granted only when the request names, as its
     ``supervisor_badge``, a trainer for those skills who was granted this machine
-    within ``supervision_window``.
+    within ``supervision_window``. On a machine with a second factor, a grant also needs
+    the member's unused confirmation in the web app of at most ``second_factor_window``
+    before, which the grant uses up; it is the last check, so that only a grant uses it.
     """
     connection = db.connection()
-    verdict = _judge(connection, site, gateway_slug, request, now, window=supervision_window)
+    verdict = _judge(
+        connection,
+        site,
+        gateway_slug,
+        request,
+        now,
+        window=supervision_window,
+        second_factor_window=second_factor_window,
+    )
     connection.execute(
         _LOG,
         {
@@ -240,6 +275,7 @@ def _judge(
     now: datetime,
     *,
     window: timedelta,
+    second_factor_window: timedelta = DEFAULT_SECOND_FACTOR_WINDOW,
 ) -> Verdict:
     facts = _FACTS_ON_POSTGRESQL if connection.dialect.name == "postgresql" else _FACTS
     rows = connection.execute(
@@ -281,12 +317,32 @@ def _judge(
         if not paid.allowed:
             return Verdict(Reason.INSUFFICIENT_BALANCE, _clip(paid.message), member_id, name)
         max_minutes = paid.max_minutes
+    if rows[0][20] and not _confirmed(connection, member_id, rows[0][1], now, second_factor_window):
+        return Verdict(
+            Reason.SECOND_FACTOR_REQUIRED,
+            "Confirm in the web app that you are at this machine, then tap again.",
+            member_id,
+            name,
+        )
     welcome = (
         f"Welcome, {member_name}." if supervisor_id is None else f"Welcome, {member_name}, under supervision."
     )
     return Verdict(
         Reason.GRANTED, _clip(welcome), member_id, name, skills.trainer, supervisor_id, max_minutes
     )
+
+
+def _confirmed(
+    connection: sa.Connection, member_id: int, machine_id: int, now: datetime, window: timedelta
+) -> bool:
+    """Whether the member confirmed being at the machine within ``window``; if so, that
+    confirmation is used up."""
+    found = connection.execute(
+        _CONFIRMATION, {"member": member_id, "machine": machine_id, "since": now - window, "now": now}
+    ).scalar()
+    if found is None:
+        return False
+    return rowcount(connection.execute(_USE_CONFIRMATION, {"confirmation": found, "now": now})) == 1
 
 
 def _holder(rows: Sequence[Any], gateway_slug: str, request: AccessRequest) -> Verdict | tuple[int, str]:

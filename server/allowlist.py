@@ -4,7 +4,9 @@
 nor per badge), what :func:`server.access.decide` reads on a tap, and says for every
 gateway of the site: its machines (and whether a manager locked them out), and one entry
 per active badge of an active member who may use at least one of them at some level, or
-who is a manager. Validity follows :func:`server.training.expiry.standing`, the one
+who is a manager. A machine that asks for a second factor (docs/security.md, "Badges") is
+listed but granted to nobody: the confirmation is checked by the server, so offline the
+gateway refuses it as ``not_certified``. Validity follows :func:`server.training.expiry.standing`, the one
 definition the online decision uses too; a prepaid member's minutes follow
 :func:`server.billing.prepaid.prepaid_allowance`, as at the machine.
 
@@ -90,6 +92,7 @@ _GATEWAYS = (
         _machines.locked_out,
         _machines.lockout_reason,
         _machines.machine_class,
+        _machines.second_factor,
     )
     .select_from(table(Gateway).outerjoin(table(Machine), _machines.gateway_id == _gateways.id))
     .where(_gateways.site == sa.bindparam("site"))
@@ -181,6 +184,7 @@ class _Machine:
     locked_out: bool
     lockout_reason: str | None
     machine_class: str
+    second_factor: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,7 +341,8 @@ def _content(
         granted = tuple(
             (machine.slug, *found)
             for machine in machines
-            if (found := levels[machine.id].get(member)) is not None
+            # A second factor is confirmed with the server: offline, nobody is granted it.
+            if not machine.second_factor and (found := levels[machine.id].get(member)) is not None
         )
         if not granted and not holder.manager:
             continue

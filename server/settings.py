@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     supervision_window_s: Annotated[int, Field(ge=1, le=86_400)] = 300
     """A member certified at the supervised level is let in only if a trainer for the
     skill was granted the same machine at most this many seconds before."""
+    second_factor_window_s: Annotated[int, Field(ge=10, le=3600)] = 120
+    """On a machine with a second factor, a member's confirmation in the web app ("I am at this
+    machine") lets their badge in at most this many seconds later, once."""
     expiry_sweep_interval_s: Annotated[int, Field(ge=1)] = 3600
     """How often the server records the certifications that have expired (by date or by
     disuse); it also does so at start."""

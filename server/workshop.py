@@ -28,6 +28,7 @@ from server.models import (
     Machine,
     Member,
     MemberStatus,
+    SecondFactorConfirmation,
     Skill,
     skill_prerequisites,
 )
@@ -452,6 +453,33 @@ def get_machine(db: Session, slug: str) -> Machine:
     machine = db.scalar(sa.select(Machine).where(Machine.slug == slug))
     if machine is None:
         raise NotFound(f"no machine {slug}")
+    return machine
+
+
+def set_second_factor(
+    db: Session, slug: str, second_factor: bool, *, by: int | None = None, now: datetime | None = None
+) -> Machine:
+    """Ask (or stop asking) for a confirmation in the web app on top of the badge (docs/security.md, "Badges")."""
+    machine = get_machine(db, slug)
+    machine.second_factor = second_factor
+    db.flush()
+    audit(
+        db, "machine.second_factor", "machine", machine.slug, actor_id=by, at=_when(now),
+        details={"second_factor": second_factor},
+    )  # fmt: skip
+    return machine
+
+
+def confirm_at_machine(db: Session, member_id: int, slug: str, *, now: datetime) -> Machine:
+    """Record a member's "I am at this machine" (signed in to the web app): their badge is then
+    granted on it once, within the second-factor window (:func:`server.access.decide`)."""
+    machine = get_machine(db, slug)
+    if not machine.second_factor:
+        raise InvalidValue(f"machine {slug} asks for no confirmation")
+    db.add(
+        SecondFactorConfirmation(member_id=member_id, machine_id=machine.id, confirmed_at=_utc(now, "now"))
+    )
+    db.flush()
     return machine
 
 

@@ -32,6 +32,7 @@ from server.models.invoice import BillingPeriod, InvoiceLineRow, InvoiceRow, Sal
 from server.models.ledger import DirectDebitRow, JournalEntryRow, MandateRow, PaymentRow, PostingRow, SepaFile
 from server.models.machine import Machine, machine_skills
 from server.models.member import Member, MemberStatus
+from server.models.second_factor import SecondFactorConfirmation
 from server.models.skill import Skill, skill_prerequisites
 from server.models.usage_session import UsageSession
 from server.models.web_session import WebSession
@@ -71,6 +72,7 @@ __all__ = [
     "PriceList",
     "PriceVersionRow",
     "SaleCharge",
+    "SecondFactorConfirmation",
     "SepaFile",
     "Skill",
     "UsageCharge",

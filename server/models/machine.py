@@ -1,6 +1,6 @@
 """Machines behind a relay, and the skills each one requires."""
 
-from sqlalchemy import Column, ForeignKey, String, Table
+from sqlalchemy import Column, ForeignKey, String, Table, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.db import Base
@@ -29,6 +29,9 @@ class Machine(Base):
     gateway_id: Mapped[int | None] = mapped_column(ForeignKey("gateways.id"), index=True)
     locked_out: Mapped[bool] = mapped_column(default=False)
     lockout_reason: Mapped[str | None] = mapped_column(String(200))
+    second_factor: Mapped[bool] = mapped_column(default=False, server_default=false())
+    """A badge alone is not enough: the member confirms in the web app first (docs/security.md,
+    "Badges"); never granted from the offline allowlist."""
 
     gateway: Mapped[Gateway | None] = relationship(back_populates="machines")
     required_skills: Mapped[list[Skill]] = relationship(secondary=machine_skills, order_by=Skill.slug)

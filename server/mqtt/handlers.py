@@ -38,7 +38,7 @@ from protocol.messages import (
     encode,
 )
 from protocol.topics import QOS, Channel, TopicAddress, parse_topic, topic
-from server.access import DEFAULT_SUPERVISION_WINDOW, decide
+from server.access import DEFAULT_SECOND_FACTOR_WINDOW, DEFAULT_SUPERVISION_WINDOW, decide
 from server.clock import Clock, to_ms
 from server.clocks import DEFAULT_TOLERANCE_MS, link_of, record_offset
 from server.db import SessionFactory
@@ -84,6 +84,7 @@ class Handlers:
         metrics: ServerMetrics | None = None,
         telemetry: TelemetryWriter | None = None,
         supervision_window: timedelta = DEFAULT_SUPERVISION_WINDOW,
+        second_factor_window: timedelta = DEFAULT_SECOND_FACTOR_WINDOW,
         clock_tolerance_ms: int = DEFAULT_TOLERANCE_MS,
         on_birth: Callable[[str], None] | None = None,
         live: LiveWorkshop | None = None,
@@ -96,6 +97,7 @@ class Handlers:
         self._clock = clock
         self._tolerance_ms = request_clock_tolerance_ms
         self._supervision_window = supervision_window
+        self._second_factor_window = second_factor_window
         self.metrics = metrics or ServerMetrics()
         self._telemetry = telemetry  # None: telemetry is checked, and not kept
         self._clock_tolerance_ms = clock_tolerance_ms
@@ -156,7 +158,13 @@ class Handlers:
             return None
         with self._sessions() as db:
             reply = decide(
-                db, self.site, address.gateway, request, now, supervision_window=self._supervision_window
+                db,
+                self.site,
+                address.gateway,
+                request,
+                now,
+                supervision_window=self._supervision_window,
+                second_factor_window=self._second_factor_window,
             )
         self.metrics.decided("granted" if reply.granted else reply.reason.value)
         # DEBUG: every decision is in the access_decisions table already.

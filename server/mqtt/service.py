@@ -249,6 +249,7 @@ class MqttService:
             metrics=metrics,
             telemetry=telemetry,
             supervision_window=timedelta(seconds=settings.supervision_window_s),
+            second_factor_window=timedelta(seconds=settings.second_factor_window_s),
             clock_tolerance_ms=settings.clock_tolerance_s * 1000,
             on_birth=None if self.allowlists is None else self.allowlists.request,
         )

@@ -176,6 +176,7 @@ def test_every_reason_code_is_stable() -> None:
         "not_a_trainer",
         "self_certification",
         "prerequisite_missing",
+        "second_factor_required",
         "server_unreachable",
         "machine_in_use",
     ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +12,7 @@ from protocol.messages import AccessReply, AccessRequest, Reason
 from server import workshop as manage
 from server.access import decide
 from server.clock import to_ms
-from server.models import AccessDecision, Certification, MemberStatus
+from server.models import AccessDecision, Certification, Machine, MemberStatus, SecondFactorConfirmation
 from tests.server.conftest import NOW, Workshop
 
 
@@ -244,3 +244,80 @@ def test_a_long_name_and_reason_fit_the_reply(db: Session, workshop: Workshop) -
     assert reply.member_name == "N" * 120
     assert len(reply.message) == 200
     assert reply.message.endswith("…")
+
+
+def confirm(db: Session, shop: Workshop, machine: str, member: int, at: datetime) -> None:
+    """What the member's "I am at this machine" in the web app records."""
+    machine_id = db.scalar(sa.select(Machine.id).where(Machine.slug == machine))
+    assert machine_id is not None
+    db.add(SecondFactorConfirmation(member_id=member, machine_id=machine_id, confirmed_at=at))
+    db.commit()
+
+
+def tap_at(db: Session, shop: Workshop, machine: str, badge: str, at: datetime) -> AccessReply:
+    request = AccessRequest(
+        request_id=f"req-{machine}-{badge}-{to_ms(at)}",
+        machine=machine,
+        badge=badge,
+        sent_at_ms=to_ms(at),
+        expires_at_ms=to_ms(at) + 2000,
+    )
+    return decide(db, shop.site, shop.gateway, request, at, second_factor_window=timedelta(seconds=120))
+
+
+@pytest.fixture
+def second_factor(db: Session, workshop: Workshop) -> Workshop:
+    manage.set_second_factor(db, "sewing-1", True, now=NOW)
+    db.commit()
+    return workshop
+
+
+def test_a_second_factor_machine_refuses_the_badge_alone(db: Session, second_factor: Workshop) -> None:
+    shop = second_factor
+    reply = tap_at(db, shop, "sewing-1", shop.alice_badge, NOW)
+    assert (reply.granted, reply.reason) == (False, Reason.SECOND_FACTOR_REQUIRED)
+    assert reply.member_id == shop.alice
+    assert "web app" in reply.message
+    # Other machines still take the badge alone.
+    assert tap_at(db, shop, "free-1", shop.alice_badge, NOW).granted
+
+
+def test_a_confirmation_within_the_window_lets_the_badge_in_once(
+    db: Session, second_factor: Workshop
+) -> None:
+    shop = second_factor
+    confirm(db, shop, "sewing-1", shop.alice, NOW)
+    at = NOW + timedelta(seconds=120)
+    assert tap_at(db, shop, "sewing-1", shop.alice_badge, at).granted
+    used = db.scalar(sa.select(SecondFactorConfirmation.used_at))
+    assert used == at
+    # Used once: the next tap needs a new confirmation.
+    again = tap_at(db, shop, "sewing-1", shop.alice_badge, at + timedelta(seconds=1))
+    assert again.reason is Reason.SECOND_FACTOR_REQUIRED
+
+
+def test_a_confirmation_is_for_its_member_and_machine_only(db: Session, second_factor: Workshop) -> None:
+    shop = second_factor
+    confirm(db, shop, "sewing-1", shop.bob, NOW)
+    confirm(db, shop, "free-1", shop.alice, NOW)
+    assert tap_at(db, shop, "sewing-1", shop.alice_badge, NOW).reason is Reason.SECOND_FACTOR_REQUIRED
+
+
+def test_a_confirmation_past_the_window_is_refused(db: Session, second_factor: Workshop) -> None:
+    shop = second_factor
+    confirm(db, shop, "sewing-1", shop.alice, NOW)
+    late = tap_at(db, shop, "sewing-1", shop.alice_badge, NOW + timedelta(seconds=121))
+    assert late.reason is Reason.SECOND_FACTOR_REQUIRED
+    # Nor does a confirmation dated after the tap count.
+    assert tap_at(db, shop, "sewing-1", shop.alice_badge, NOW - timedelta(seconds=1)).granted is False
+
+
+def test_a_refusal_for_another_reason_keeps_the_confirmation(db: Session, second_factor: Workshop) -> None:
+    shop = second_factor
+    confirm(db, shop, "sewing-1", shop.alice, NOW)
+    manage.set_lockout(db, "sewing-1", True, "needle broken", now=NOW)
+    db.commit()
+    assert tap_at(db, shop, "sewing-1", shop.alice_badge, NOW).reason is Reason.MACHINE_LOCKED_OUT
+    manage.set_lockout(db, "sewing-1", False, now=NOW)
+    db.commit()
+    assert tap_at(db, shop, "sewing-1", shop.alice_badge, NOW + timedelta(seconds=1)).granted

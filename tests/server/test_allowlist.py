@@ -221,6 +221,35 @@ def test_the_snapshot_grants_exactly_what_the_online_decision_grants(db: Session
     assert not {(m, b) for _, m, b in granted_online if m == "cutter-1" or b == shop.pat_badge}
 
 
+def test_a_second_factor_machine_is_granted_to_nobody_offline(db: Session, shop: Shop) -> None:
+    """Online, the badge alone is refused ``second_factor_required``; offline the gateway cannot
+    check a confirmation, so the snapshot grants nobody the machine, and it refuses ``not_certified``
+    (``unknown_badge`` for a holder with nothing else here). The other machines are unchanged."""
+    w = shop.base
+    manage.set_second_factor(db, "sewing-1", True, now=NOW)
+    db.commit()
+    allowlist = snapshot(db, w.site, w.gateway)
+    assert allowlist.machine("sewing-1") is not None
+    assert all(grant(allowlist, badge, "sewing-1") is None for badge in shop.badges)
+    refused = 0
+    for machine in machines_of(db, w.gateway):
+        for badge in shop.badges:
+            online = decide(db, w.site, w.gateway, request(machine, badge, NOW), NOW)
+            offline = decide_offline(allowlist, OfflinePolicy.CACHE, request(machine, badge, NOW), to_ms(NOW))
+            listed = allowlist.machine(machine)
+            assert listed is not None
+            refused += online.reason is Reason.SECOND_FACTOR_REQUIRED
+            if machine == "sewing-1":
+                # Refused both ways; offline always for want of a grant (online, the balance is
+                # checked before the second factor).
+                assert not online.granted
+                assert offline.reason in (Reason.NOT_CERTIFIED, Reason.UNKNOWN_BADGE), (badge, offline.reason)
+                continue
+            compare(online, offline, allowlist.entry(badge), locked_out=listed.locked_out)
+    assert refused >= 2  # Alice and Quinn, at least, would have been granted sewing-1
+    assert grant(allowlist, w.alice_badge, "free-1") is not None
+
+
 def test_who_is_listed_and_how(db: Session, shop: Shop) -> None:
     w = shop.base
     allowlist = snapshot(db, w.site, w.gateway)

@@ -49,7 +49,7 @@ def test_upgrade_is_idempotent_and_reaches_head(database_url: str) -> None:
         current = MigrationContext.configure(connection).get_current_revision()
     engine.dispose()
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
-    assert current == head == "0005"
+    assert current == head == "0006"
 
 
 def test_downgrade_to_nothing_and_back(database_url: str) -> None:

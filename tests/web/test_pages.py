@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from server.models import Badge, Machine
+from server import workshop
+from server.models import Badge, Machine, SecondFactorConfirmation
 from tests.web.conftest import csrf_of, sign_in
 from tests.web.workshop import WebWorkshop
 
@@ -111,6 +112,32 @@ def test_a_form_without_the_csrf_token_changes_nothing(
     assert answer.status_code == 303
     with web_app.state.session_factory() as db:
         assert db.scalar(sa.select(Machine.locked_out).where(Machine.slug == "sew-1")) is True
+
+
+def test_a_member_confirms_being_at_a_second_factor_machine(
+    client: TestClient, web_app: FastAPI, web_workshop: WebWorkshop
+) -> None:
+    sign_in(client, web_workshop.member)
+    assert "/me/at-machine/" not in client.get("/me").text  # no machine asks for it yet
+    with web_app.state.session_factory() as db:
+        workshop.set_second_factor(db, "sew-1", True)
+        db.commit()
+    token = csrf_of(client, "/me")
+    assert 'action="/me/at-machine/sew-1"' in client.get("/me").text
+    # As every form: nothing without the CSRF token.
+    assert client.post("/me/at-machine/sew-1").status_code == 403
+    answer = client.post("/me/at-machine/sew-1", data={"csrf_token": token})
+    assert answer.status_code == 303
+    with web_app.state.session_factory() as db:
+        confirmations = db.scalars(sa.select(SecondFactorConfirmation)).all()
+        assert [(c.member_id, c.used_at) for c in confirmations] == [(web_workshop.member.member_id, None)]
+        machine = db.scalar(sa.select(Machine.id).where(Machine.slug == "sew-1"))
+        assert confirmations[0].machine_id == machine
+    # A machine that asks for nothing takes no confirmation.
+    refused = client.post("/me/at-machine/no-such", data={"csrf_token": token}, follow_redirects=False)
+    assert refused.status_code == 303
+    with web_app.state.session_factory() as db:
+        assert db.scalar(sa.select(sa.func.count()).select_from(SecondFactorConfirmation)) == 1
 
 
 def test_a_member_downloads_their_own_invoices_only(client: TestClient, web_workshop: WebWorkshop) -> None:

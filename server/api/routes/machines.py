@@ -1,5 +1,5 @@
-"""Machines: their gateway, the skills they require, and lockouts. Every member sees them;
-managers add them and lock them out."""
+"""Machines: their gateway, the skills they require, lockouts and second factors. Every member
+sees them; managers add them, lock them out and ask for a second factor on them."""
 
 from typing import Annotated
 
@@ -29,6 +29,14 @@ class MachineIn(BaseModel):
     """E.g. "sewing", "overlocker", "fdm-printer"."""
     gateway: Ident | None = None
     required_skills: Annotated[list[Ident], Field(max_length=32)] = []
+    second_factor: bool = False
+    """Also ask for a confirmation in the web app before the badge (docs/security.md, "Badges")."""
+
+
+class SecondFactorIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    second_factor: bool
 
 
 class LockoutIn(BaseModel):
@@ -52,6 +60,7 @@ class MachineOut(BaseModel):
     required_skills: list[str]
     locked_out: bool
     lockout_reason: str | None
+    second_factor: bool
 
     @classmethod
     def of(cls, machine: Machine) -> "MachineOut":
@@ -63,6 +72,7 @@ class MachineOut(BaseModel):
             required_skills=[skill.slug for skill in machine.required_skills],
             locked_out=machine.locked_out,
             lockout_reason=machine.lockout_reason,
+            second_factor=machine.second_factor,
         )
 
 
@@ -92,6 +102,8 @@ def create_machine(body: MachineIn, caller: ManagerWrite, db: SessionDep) -> Mac
         gateway=body.gateway,
         required_skills=body.required_skills,
     )
+    if body.second_factor:
+        machine = workshop.set_second_factor(db, machine.slug, True, by=caller.id)
     db.commit()
     return MachineOut.of(machine)
 
@@ -112,4 +124,15 @@ def set_lockout(
     db.commit()
     if body.locked_out and machine.gateway is not None and mqtt is not None:
         mqtt.send_command(machine.gateway.slug, CommandAction.LOCK, machine.slug, body.reason)
+    return MachineOut.of(machine)
+
+
+@router.patch("/{slug}/second-factor")
+def set_second_factor(
+    *, slug: Slug, body: SecondFactorIn, caller: ManagerWrite, db: SessionDep, clock: ClockDep
+) -> MachineOut:
+    """Ask (or stop asking) a member to confirm in the web app that they are at the machine
+    before their badge is granted on it; such a machine is never granted offline."""
+    machine = workshop.set_second_factor(db, slug, body.second_factor, by=caller.id, now=clock())
+    db.commit()
     return MachineOut.of(machine)

@@ -10,13 +10,15 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import selectinload
 
-from server.api.deps import ClockDep, SessionDep
+from server import workshop
+from server.api.deps import ClockDep, SessionDep, SettingsDep
 from server.billing.invoices import PayerKind
 from server.billing.pdf import render_invoice
 from server.billing.periods import Period, workshop_day
 from server.billing.store import load_invoices
 from server.models import AccessDecision, Certification, InvoiceRow, Machine, UsageSession
 from server.training import listing
+from server.web import forms
 from server.web.accounts import balance_of, invoices_of, member_invoices, session_costs
 from server.web.i18n import language_of
 from server.web.render import render
@@ -29,7 +31,9 @@ PAGE = 25
 
 
 @router.get("/me", response_class=HTMLResponse)
-def my_page(request: Request, caller: MemberUser, db: SessionDep, clock: ClockDep) -> HTMLResponse:
+def my_page(
+    request: Request, caller: MemberUser, db: SessionDep, clock: ClockDep, settings: SettingsDep
+) -> HTMLResponse:
     now = clock()
     me = caller.member
     refusal = db.scalars(
@@ -60,6 +64,10 @@ def my_page(request: Request, caller: MemberUser, db: SessionDep, clock: ClockDe
         "costs": session_costs(db, me, sessions),
         "invoices": invoices_of(db, member_invoices(me.id), limit=12),
         "pays_organisation": me.organisation_id is not None,
+        "second_factor_machines": list(
+            db.scalars(sa.select(Machine).where(Machine.second_factor.is_(True)).order_by(Machine.name))
+        ),
+        "second_factor_minutes": max(1, settings.second_factor_window_s // 60),
     }
     return render(request, "member/home.html", context, caller=caller, db=db, clock=clock)
 
@@ -108,3 +116,17 @@ def my_invoice_pdf(request: Request, number: NumberPath, caller: MemberUser, db:
         media_type="application/pdf",
         headers={"Content-Disposition": f'inline; filename="{number}.pdf"'},
     )
+
+
+@router.post("/me/at-machine/{slug}")
+def confirm_at_machine(
+    *, slug: str, caller: MemberUser, db: SessionDep, clock: ClockDep, settings: SettingsDep
+) -> Response:
+    """The member's "I am at this machine": a machine with a second factor then takes their
+    badge once, within the window (docs/security.md, "Badges")."""
+
+    def act() -> dict[str, object]:
+        machine = workshop.confirm_at_machine(db, caller.id, slug, now=clock())
+        return {"name": machine.name, "minutes": max(1, settings.second_factor_window_s // 60)}
+
+    return forms.attempt(db, act, back="/me", ok="flash.at_machine")

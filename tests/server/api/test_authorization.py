@@ -117,6 +117,7 @@ EXPECTED: dict[str, Expect] = {
     "PATCH /api/v1/skills/{slug}": allow(MANAGER, scope=MANAGE),
     "POST /api/v1/machines": allow(MANAGER, scope=MANAGE),
     "PATCH /api/v1/machines/{slug}/lockout": allow(MANAGER, scope=MANAGE),
+    "PATCH /api/v1/machines/{slug}/second-factor": allow(MANAGER, scope=MANAGE),
     "GET /api/v1/gateways": allow(MANAGER, scope=READ),
     "POST /api/v1/gateways": allow(MANAGER, scope=MANAGE),
     "GET /api/v1/gateways/{slug}": allow(MANAGER, scope=READ),

@@ -27,6 +27,7 @@ def test_create_with_required_skills(client: TestClient, workshop: Workshop) -> 
         "required_skills": ["industrial-sewing", "overlocker"],
         "locked_out": False,
         "lockout_reason": None,
+        "second_factor": False,
     }
     assert client.get("/api/v1/machines/coverstitch-1").json() == created.json()
 
@@ -48,6 +49,27 @@ def test_lockout_on_and_off(client: TestClient, workshop: Workshop) -> None:
     assert (on.json()["locked_out"], on.json()["lockout_reason"]) == (True, "needle broken")
     off = client.patch("/api/v1/machines/sewing-1/lockout", json={"locked_out": False})
     assert (off.json()["locked_out"], off.json()["lockout_reason"]) == (False, None)
+
+
+def test_second_factor_on_and_off(client: TestClient, workshop: Workshop) -> None:
+    assert client.get("/api/v1/machines/sewing-1").json()["second_factor"] is False
+    on = client.patch("/api/v1/machines/sewing-1/second-factor", json={"second_factor": True})
+    assert on.status_code == 200, on.text
+    assert on.json()["second_factor"] is True
+    assert client.get("/api/v1/machines/sewing-1").json()["second_factor"] is True
+    off = client.patch("/api/v1/machines/sewing-1/second-factor", json={"second_factor": False})
+    assert off.json()["second_factor"] is False
+    assert (
+        client.patch("/api/v1/machines/nothing-here/second-factor", json={"second_factor": True}).status_code
+        == 404
+    )
+    assert client.patch("/api/v1/machines/sewing-1/second-factor", json={}).status_code == 422
+    created = client.post(
+        "/api/v1/machines",
+        json={"slug": "laser-1", "name": "Laser", "machine_class": "laser", "second_factor": True},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["second_factor"] is True
 
 
 def test_errors(client: TestClient, workshop: Workshop) -> None:
