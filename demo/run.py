@@ -258,7 +258,13 @@ class _ServerLink:
 def _server(settings: Settings, api_url: str) -> Iterator[_ServerLink]:
     app = create_app(settings)
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=settings.http_port, log_level="warning")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=settings.http_port,
+            log_level="warning",
+            timeout_graceful_shutdown=2,  # an open live page (a stream) must not hold up Ctrl-C
+        )
     )
     # uvicorn installs signal handlers only in the main thread; Ctrl-C stays the demo's.
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)

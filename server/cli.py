@@ -34,6 +34,8 @@ def run_server(host: str | None = None, port: int | None = None) -> int:
         host=host or settings.http_host,
         port=port or settings.http_port,
         log_level=settings.log_level.lower(),
+        # An open live page is a stream that never ends by itself: do not wait for it to stop.
+        timeout_graceful_shutdown=2,
     )
     return 0
 

@@ -85,7 +85,7 @@ def test_a_gateway_runs_a_session_on_a_bridged_machine(
             assert wait_until(lambda: firmware.signals[0] == (SignalCode.DENIED, RefusalFamily.BADGE))
             assert firmware.tap(MEMBER_BADGE).wait(2)
             assert gateway.wait_for(lambda: sewing.state is MachineStateName.UNLOCKED, 5)
-            assert firmware.relays == [True]
+            assert wait_until(lambda: firmware.relays == [True])  # the order crosses the serial link
             assert sewing.is_on
             assert wait_until(lambda: firmware.signals[0][0] is SignalCode.GRANTED)
             firmware.set_amps(2.0)
