@@ -11,10 +11,12 @@ come and go, and what happens is told as it crosses the broker.
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -26,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -86,8 +89,20 @@ class _Api:
             return json.loads(response.read())
 
 
+STOP_WITHIN_S = 30
+"""After Ctrl-C, the demo stops its parts in order; should one of them hang, every thread's
+stack is printed (to find which) and the process ends anyway after this long."""
+
+
+def _on_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    faulthandler.dump_traceback_later(STOP_WITHIN_S, exit=True)
+    raise KeyboardInterrupt
+
+
 def run_demo(options: DemoOptions) -> int:
     say = Teller()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _on_ctrl_c)
     try:
         with _workshop(options, say) as (scenario, narrator, api):
             return _play(scenario, narrator, api, options, say)

@@ -81,7 +81,9 @@ def test_a_mangled_stream_delivers_in_order_at_most_once(operations: list[tuple[
     assert numbers[-1] == 10_000, "the final clean frame is taken"
     taken = numbers[:-1]
     assert taken == sorted(set(taken)), "in order, none twice"
-    assert all(0 <= number < len(sent) for number in taken), "none invented"
+    # A spoilt frame carries the number the next good one would (len(sent) then): noise can, by
+    # chance, restore the very bytes a cut took away, and then that frame is rightly taken.
+    assert all(0 <= number <= len(sent) for number in taken), "none invented"
 
 
 def test_the_ack_goes_back_for_each_frame_taken() -> None:
