@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from server.api.errors import install_error_handlers
+from server.api.limits import BodyLimit
 from server.api.routes import api_router
 from server.api.routes.health import router as health_router
 from server.api.routes.metrics import router as metrics_router
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, *, mqtt: bool = True, sweep: bo
         per_client=settings.login_failures_per_client,
         window_s=settings.login_failure_window_s,
     )
+    app.add_middleware(BodyLimit)
     check_policies(app)
     install_web(app)
     return app
