@@ -101,6 +101,15 @@ class FirmwareSimulator:
     # The firmware's loop.
 
     def _run(self) -> None:
+        # A microcontroller announces itself as it starts, before it reads anything: a
+        # gateway's HELLO already waiting on the line is answered after that.
+        self._next_announce = time.monotonic() + self.announce_every_s
+        try:
+            self.endpoint.send_handshake(Announce(self.boot_id))
+        except OSError:
+            if not self._closing.is_set():
+                log.exception("simulated firmware: writing failed")
+            return
         while not self._closing.is_set():
             try:
                 data = self.port.read(max(1, self.port.in_waiting))
