@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -101,28 +101,63 @@ def close_period(
     check_can_close(period, closed, issued_on)
     if due_days < 0:
         raise InvalidPeriod("an invoice is due on or after the day it is issued")
-    payers = sorted(usage, key=lambda u: (u.payer.kind is not PayerKind.MEMBER, u.payer.id))
+    payers = sorted(usage, key=invoicing_order)
     if len({(u.payer.kind, u.payer.id) for u in payers}) != len(payers):
         raise InvalidPeriod("each payer comes once to a close: merge their lines first")
     invoices: list[Invoice] = []
     entries: list[JournalEntry] = []
-    for payer_usage in payers:
+    in_order = (PayerUsage(u.payer, tuple(sorted(u.lines, key=ChargeLine.sort_key))) for u in payers)
+    for issued in issue_invoices(
+        period, in_order, issued_on=issued_on, seller=seller, due_days=due_days, last_number=last_number,
+        last_hash=last_hash, chart=chart,
+    ):  # fmt: skip
+        if issued is not None:
+            invoice, entry = issued
+            invoices.append(invoice)
+            if entry is not None:
+                entries.append(entry)
+            last_number, last_hash = invoice.number, invoice.hash
+    return ClosedPeriod(period, tuple(invoices), tuple(entries), last_number, last_hash)
+
+
+def invoicing_order(usage: PayerUsage) -> tuple[bool, int]:
+    """Members first, by id, then organisations, by id."""
+    return usage.payer.kind is not PayerKind.MEMBER, usage.payer.id
+
+
+def issue_invoices(
+    period: Period,
+    usage: Iterable[PayerUsage],
+    *,
+    issued_on: date,
+    seller: Seller,
+    due_days: int,
+    last_number: str | None,
+    last_hash: str,
+    chart: Chart = DEFAULT_CHART,
+) -> Iterator[tuple[Invoice, JournalEntry | None] | None]:
+    """:func:`close_period`'s invoices one payer at a time, as ``usage`` comes: for each payer
+    its invoice and sales entry (None for a payer with no line to invoice).
+
+    Nothing is checked or sorted here: ``usage`` comes in :func:`invoicing_order`, each
+    payer's lines in :meth:`~server.billing.lines.ChargeLine.sort_key` order, for a
+    period :func:`check_can_close` allows (as :func:`close_period` makes sure). The
+    month close streams a million sessions' invoices through it.
+    """
+    due_on = issued_on + timedelta(days=due_days)
+    for payer_usage in usage:
         if not payer_usage.lines:
+            yield None
             continue
-        number = next_number(last_number, issued_on.year)
         invoice = build_invoice(
-            number=number,
+            number=next_number(last_number, issued_on.year),
             issued_on=issued_on,
-            due_on=issued_on + timedelta(days=due_days),
+            due_on=due_on,
             period=period,
             seller=seller,
             payer=payer_usage.payer,
-            lines=sorted(payer_usage.lines, key=ChargeLine.sort_key),
+            lines=payer_usage.lines,
             previous_hash=last_hash,
         )
-        invoices.append(invoice)
-        entry = invoice_entry(invoice, chart)
-        if entry is not None:
-            entries.append(entry)
         last_number, last_hash = invoice.number, invoice.hash
-    return ClosedPeriod(period, tuple(invoices), tuple(entries), last_number, last_hash)
+        yield invoice, invoice_entry(invoice, chart)

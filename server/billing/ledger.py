@@ -148,11 +148,16 @@ def _postings(signed: Mapping[Account, int]) -> tuple[Posting, ...]:
 
 def invoice_entry(invoice: Invoice, chart: Chart = DEFAULT_CHART) -> JournalEntry | None:
     """The sales-journal entry of an invoice or credit note; None if it totals nothing."""
+    by_kind: dict[LineKind, int] = defaultdict(int)
+    vat = 0
+    for line in invoice.lines:
+        by_kind[line.kind] += line.amount_cents
+        vat += line.vat_cents
     signed: dict[Account, int] = defaultdict(int)
     signed[chart.payer_account(invoice.payer)] += invoice.total_cents
-    for line in invoice.lines:
-        signed[chart.revenue_for(line.kind)] -= line.amount_cents
-        signed[chart.vat_collected] -= line.vat_cents
+    for kind, amount in by_kind.items():
+        signed[chart.revenue_for(kind)] -= amount
+    signed[chart.vat_collected] -= vat
     postings = _postings(signed)
     if not postings:
         return None

@@ -30,25 +30,35 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, tzinfo
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from operator import itemgetter
+from typing import Any, NamedTuple
 
+from server.billing.charges import SessionCharge, Terms, charge_session
 from server.billing.errors import InvalidAmount, InvalidPeriod
 from server.billing.lines import ChargeLine, LineKind, MachineRef, MemberRef, Unit
-from server.billing.money import Rate, amount_of, billable_minutes
+from server.billing.money import Rate
 from server.billing.periods import WORKSHOP_TZ, Period, workshop_day
-from server.billing.prices import Consumable, Plan, PriceBook, PriceVersion
+from server.billing.prices import Consumable, Plan, PriceBook
+
+__all__ = [  # SessionCharge and charge_session are rating's, worked out in charges
+    "ConsumableSale", "DayKey", "MeteredSession", "PlanKey", "RatedSession", "Rating", "RatingCache", "SessionCharge",
+    "charge_session", "plan_fee_line", "rate_usage",
+]  # fmt: skip
 
 DayKey = tuple[int, str, date]
 """(member id, machine slug, day): what a daily cap is counted on."""
 PlanKey = tuple[int, Period, str]
 """(member id, month, machine class): what a plan's included minutes are counted on."""
 
+# The records below are named tuples, not dataclasses: a month close makes one or two of
+# each per session, a million sessions a month at scale, and a tuple is made several
+# times faster. The rating engine makes its own with ``_make`` (no checks: its values
+# hold by construction); anyone else gets the checks.
 
-@dataclass(frozen=True, slots=True)
-class MeteredSession:
-    """A usage session as the gateway metered it (from ``UsageSession``)."""
 
+class _MeteredSessionFields(NamedTuple):
     session_id: str
     member: MemberRef
     machine: MachineRef
@@ -56,9 +66,28 @@ class MeteredSession:
     running_ms: int
     idle_ms: int
 
-    def __post_init__(self) -> None:
-        if self.running_ms < 0 or self.idle_ms < 0:
-            raise InvalidAmount(f"session {self.session_id!r} has a negative duration")
+
+class MeteredSession(_MeteredSessionFields):
+    """A usage session as the gateway metered it (from ``UsageSession``)."""
+
+    __slots__ = ()
+
+    def __new__(  # noqa: PLR0917 - positional, as the tuple it is
+        cls,
+        session_id: str,
+        member: MemberRef,
+        machine: MachineRef,
+        started_at: datetime,
+        running_ms: int,
+        idle_ms: int,
+    ) -> MeteredSession:
+        _check_durations(session_id, running_ms, idle_ms)
+        return super().__new__(cls, session_id, member, machine, started_at, running_ms, idle_ms)
+
+
+def _check_durations(session_id: str, running_ms: int, idle_ms: int) -> None:
+    if running_ms < 0 or idle_ms < 0:
+        raise InvalidAmount(f"session {session_id!r} has a negative duration")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,59 +104,74 @@ class ConsumableSale:
             raise InvalidAmount(f"sale {self.sale_id!r}: the quantity sold is a positive whole number")
 
 
-@dataclass(frozen=True, slots=True)
-class SessionCharge:
-    """What one session comes to on its own, before the daily cap."""
-
-    free_try: bool
-    running_minutes: int
-    """Billable running minutes: after the grace, rounded to the increment."""
-    included_minutes: int
-    """Of those, the minutes the plan covered."""
-    idle_minutes: int
-    """Billable idle minutes (0 when the idle rate is free)."""
-    fee_cents: int
-    metered_cents: int
-    """Running minutes not covered plus idle minutes at their rates, HALF_UP."""
-    minimum_topup_cents: int
-
-    @property
-    def charged_minutes(self) -> int:
-        return self.running_minutes - self.included_minutes
-
-    @property
-    def total_cents(self) -> int:
-        return self.fee_cents + self.metered_cents + self.minimum_topup_cents
+_new = tuple.__new__
+"""Makes a record of this module from a tuple of its values, without its checks."""
+_DayKey = tuple[int, date, str]
+"""(member id, day, machine slug): a :data:`DayKey` in the order the lines go on the invoice."""
 
 
-def charge_session(
-    version: PriceVersion, running_ms: int, idle_ms: int, included_left: int = 0
-) -> SessionCharge:
-    """Steps 2 to 6 of the rules above for one session, with ``included_left`` plan minutes left."""
-    running = billable_minutes(
-        running_ms,
-        grace_minutes=version.grace_minutes,
-        increment_minutes=version.increment_minutes,
-        rule=version.rounding,
-    )
-    idle = 0
-    if not version.idle_rate.is_free:
-        idle = billable_minutes(
-            idle_ms, grace_minutes=0, increment_minutes=version.increment_minutes, rule=version.rounding
-        )
-    if running == 0 and idle == 0:
-        return SessionCharge(True, 0, 0, 0, 0, 0, 0)
-    included = min(max(0, included_left), running)
-    charged = running - included
-    metered = amount_of((charged, version.running_rate), (idle, version.idle_rate))
-    has_metered = (charged > 0 and not version.running_rate.is_free) or idle > 0
-    fee = version.session_fee_cents
-    topup = max(0, version.minimum_charge_cents - fee - metered) if has_metered else 0
-    return SessionCharge(False, running, included, idle, fee, metered, topup)
+class RatingCache:
+    """What rating works out again and again, kept for every payer rated at one price book.
+
+    The version of a machine on a day, a moment's day in the workshop, a day's month: a
+    close rates thousands of payers at a few price lists over one month, so it hands
+    :func:`rate_usage` one of these per list, in place of the bare book, and each of
+    these is worked out once rather than once per payer.
+    """
+
+    def __init__(self, prices: PriceBook) -> None:
+        self.prices = prices
+        self.terms: dict[tuple[str, str, date], Terms] = {}
+        self._versions: dict[str, Terms] = {}
+        self.days: dict[tzinfo, dict[float, date]] = defaultdict(dict)
+        self.months: dict[Period | None, dict[date, tuple[Period, Period | None, int]]] = defaultdict(dict)
+        self._periods: dict[int, Period] = {}
+
+    def terms_for(self, machine: str, machine_class: str, day: date) -> Terms:
+        version = self.prices.version_for(machine, machine_class, day)
+        terms = self._versions.get(version.id)
+        if terms is None or terms.version is not version:
+            terms = self._versions[version.id] = Terms(version)
+        self.terms[(machine, machine_class, day)] = terms
+        return terms
+
+    def month_of(
+        self, day: date, billing_period: Period | None, what: str
+    ) -> tuple[Period, Period | None, int]:
+        """``day``'s month, the closed month it is an adjustment for (if any), and the month's
+        number (a cheaper key than the month itself); ``what`` names the session in a refusal."""
+        number = day.year * 12 + day.month
+        month = self._periods.get(number)
+        if month is None:
+            month = self._periods[number] = Period.of(day)
+        found = (month, _adjustment(day, billing_period, what), number)
+        self.months[billing_period][day] = found
+        return found
+
+    def day_of(self, moment: datetime, tz: tzinfo) -> date:
+        """:func:`~server.billing.periods.workshop_day`, kept per quarter of an hour it holds for.
+
+        Time zones change their offset on the quarter hour at least, so a whole quarter
+        of an hour usually falls on one day: the day is kept for it when its first and
+        last microseconds fall on that day at one same offset.
+        """
+        day = workshop_day(moment, tz)
+        quarter = moment.timestamp() // _QUARTER
+        first = datetime.fromtimestamp(quarter * _QUARTER, UTC)
+        last = first + _LAST_MICROSECOND
+        if (
+            workshop_day(first, tz) == day == workshop_day(last, tz)
+            and first.astimezone(tz).utcoffset() == last.astimezone(tz).utcoffset()
+        ):
+            self.days[tz][quarter] = day
+        return day
 
 
-@dataclass(frozen=True, slots=True)
-class RatedSession:
+_QUARTER = 900  # seconds
+_LAST_MICROSECOND = timedelta(seconds=_QUARTER, microseconds=-1)
+
+
+class RatedSession(NamedTuple):
     """How one session was rated: kept beside the invoice to explain every line."""
 
     session_id: str
@@ -149,69 +193,6 @@ class Rating:
         return sum(line.amount_cents for line in self.lines)
 
 
-@dataclass
-class _Day:
-    """The sessions of one member on one machine on one day, as they are rated."""
-
-    member: MemberRef
-    machine: MachineRef
-    day: date
-    version: PriceVersion
-    adjustment_for: Period | None
-    plan_name: str = ""
-    charges: list[SessionCharge] = field(default_factory=list)
-
-    def lines(self, charged_before: int) -> list[ChargeLine]:
-        charges = self.charges
-        version = self.version
-
-        def line(kind: LineKind, quantity: int, unit: Unit, price: Rate | None, amount: int) -> ChargeLine:
-            return ChargeLine(
-                kind=kind,
-                member=self.member,
-                quantity=quantity,
-                unit=unit,
-                unit_price=price,
-                amount_cents=amount,
-                vat_rate_bp=version.vat_rate_bp,
-                machine=self.machine,
-                day=self.day,
-                item=self.plan_name if kind is LineKind.INCLUDED else "",
-                price_version=version.id,
-                adjustment_for=self.adjustment_for,
-            )
-
-        charged = included = idle = fees = 0
-        topped: list[int] = []
-        for charge in charges:
-            charged += charge.running_minutes - charge.included_minutes
-            included += charge.included_minutes
-            idle += charge.idle_minutes
-            fees += 1 if charge.fee_cents else 0
-            if charge.minimum_topup_cents:
-                topped.append(charge.minimum_topup_cents)
-        lines: list[ChargeLine] = []
-        if charged:
-            rate = version.running_rate
-            lines.append(line(LineKind.RUNNING, charged, Unit.MINUTE, rate, rate.amount(charged)))
-        if included:
-            lines.append(line(LineKind.INCLUDED, included, Unit.MINUTE, version.running_rate, 0))
-        if idle:
-            rate = version.idle_rate
-            lines.append(line(LineKind.IDLE, idle, Unit.MINUTE, rate, rate.amount(idle)))
-        if fees:
-            fee = version.session_fee_cents
-            lines.append(line(LineKind.SESSION_FEE, fees, Unit.SESSION, Rate(fee), fees * fee))
-        if topped:
-            lines.append(line(LineKind.MINIMUM, len(topped), Unit.SESSION, None, sum(topped)))
-        cap = version.daily_cap_cents
-        subtotal = sum(x.amount_cents for x in lines)
-        if cap is not None and subtotal > max(0, cap - charged_before):
-            reduction = max(0, cap - charged_before) - subtotal
-            lines.append(line(LineKind.DAILY_CAP, 1, Unit.DAY, Rate(cap), reduction))
-        return lines
-
-
 def _adjustment(day: date, billing_period: Period | None, what: str) -> Period | None:
     if billing_period is None:
         return None
@@ -221,9 +202,14 @@ def _adjustment(day: date, billing_period: Period | None, what: str) -> Period |
     return period if period < billing_period else None
 
 
+_START_ORDER = itemgetter(3, 0)  # (started_at, session_id) of a MeteredSession
+_UNKNOWN: Any = object()
+_SESSION_ID = itemgetter(0)
+
+
 def rate_usage(
     sessions: Iterable[MeteredSession],
-    prices: PriceBook,
+    prices: PriceBook | RatingCache,
     *,
     plans: Mapping[tuple[int, Period], Plan] | None = None,
     plan_minutes_used: Mapping[PlanKey, int] | None = None,
@@ -238,55 +224,80 @@ def rate_usage(
     minutes already taken on earlier invoices, and ``charged_before`` the capped amounts
     already invoiced per member, machine and day (both matter for late sessions). The
     result depends only on the arguments, not on the order sessions are given in.
+    ``prices`` may be a :class:`RatingCache` of the book, to rate many payers faster.
     """
+    cache = prices if isinstance(prices, RatingCache) else RatingCache(prices)
     plans = plans or {}
     used: dict[PlanKey, int] = defaultdict(int, plan_minutes_used or {})
-    ordered = sorted(sessions, key=lambda s: (s.started_at, s.session_id))
-    if len({s.session_id for s in ordered}) != len(ordered):
+    ordered = sorted(sessions, key=_START_ORDER)
+    if len(set(map(_SESSION_ID, ordered))) != len(ordered):
         raise InvalidAmount("a session is rated once: the same session id appears twice")
 
-    days: dict[DayKey, _Day] = {}
+    # Per member, day and machine: the machine, the adjustment, the plan's name, the charges.
+    days: dict[_DayKey, list[Any]] = {}
     rated: list[RatedSession] = []
-    # A month holds many sessions and few distinct days and machines: look those up once.
-    months: dict[date, tuple[Period, Period | None]] = {}
-    versions: dict[tuple[str, str, date], PriceVersion] = {}
-    for session in ordered:
-        day = workshop_day(session.started_at, tz)
-        if day not in months:
-            months[day] = (
-                Period.of(day),
-                _adjustment(day, billing_period, f"session {session.session_id!r}"),
-            )
-        month, adjustment = months[day]
-        machine = session.machine
-        version_key = (machine.slug, machine.machine_class, day)
-        version = versions.get(version_key)
-        if version is None:
-            version = versions[version_key] = prices.version_for(*version_key)
-        plan = plans.get((session.member.id, month))
-        plan_key = (session.member.id, month, machine.machine_class)
-        left = plan.included_minutes.get(machine.machine_class, 0) - used[plan_key] if plan else 0
-        charge = charge_session(version, session.running_ms, session.idle_ms, left)
+    day_of, months, versions = cache.days[tz], cache.months[billing_period], cache.terms
+    member_plans: dict[tuple[int, int], Any] = {}  # by member and month number
+    for session_id, member, machine, started_at, running_ms, idle_ms in ordered:
+        if running_ms < 0 or idle_ms < 0 or started_at.tzinfo is None:
+            _check_durations(session_id, running_ms, idle_ms)
+            workshop_day(started_at, tz)  # refuses a naive moment
+        try:
+            quarter = started_at.timestamp() // _QUARTER
+        except TypeError:  # a time zone without an offset: naive after all
+            workshop_day(started_at, tz)
+            raise
+        day = day_of.get(quarter) or cache.day_of(started_at, tz)
+        known = months.get(day)
+        if known is None:
+            known = months[day] = cache.month_of(day, billing_period, f"session {session_id!r}")
+        month, adjustment, month_number = known
+        slug, machine_class = machine.slug, machine.machine_class
+        terms = versions.get((slug, machine_class, day)) or cache.terms_for(slug, machine_class, day)
+        member_id = member.id
+        left = 0
+        plan: Plan | None = None
+        plan_key: Any = None
+        if plans:
+            plan = member_plans.get((member_id, month_number), _UNKNOWN)
+            if plan is _UNKNOWN:
+                plan = member_plans[(member_id, month_number)] = plans.get((member_id, month))
+            if plan is not None:
+                plan_key = (member_id, month, machine_class)
+                left = plan.included_minutes.get(machine_class, 0) - used[plan_key]
+        charge = terms.charge(running_ms, idle_ms, left)
         if charge.included_minutes:
             used[plan_key] += charge.included_minutes
-        key = (session.member.id, machine.slug, day)
+        key = (member_id, day, slug)
         group = days.get(key)
         if group is None:
-            group = days[key] = _Day(
-                session.member, machine, day, version, adjustment, plan.name if plan else ""
-            )
-        group.charges.append(charge)
+            days[key] = [terms, member, machine, adjustment, plan.name if plan is not None else "", charge]
+        else:
+            group.append(charge)
         rated.append(
-            RatedSession(
-                session.session_id, session.member.id, machine.slug, day, version.id, charge, adjustment
-            )
+            _new(RatedSession, (session_id, member_id, slug, day, terms.version_id, charge, adjustment))
         )
+    return Rating(tuple(rated), _lines_of(days, charged_before or {}, sales, billing_period, tz))
 
-    before = charged_before or {}
-    lines = [line for key, group in days.items() for line in group.lines(before.get(key, 0))]
-    lines.extend(_sale_lines(sales, billing_period, tz))
-    lines.sort(key=ChargeLine.sort_key)
-    return Rating(tuple(rated), tuple(lines))
+
+def _lines_of(
+    days: dict[_DayKey, list[Any]],
+    before: Mapping[DayKey, int],
+    sales: Iterable[ConsumableSale],
+    billing_period: Period | None,
+    tz: tzinfo,
+) -> tuple[ChargeLine, ...]:
+    """Every line, in :meth:`ChargeLine.sort_key` order: the days' in the order of their keys."""
+    lines: list[ChargeLine] = []
+    for key in sorted(days):
+        group = days[key]
+        charged_before = before.get((key[0], key[2], key[1]), 0) if before else 0
+        lines.extend(group[0].lines(group, key[1], charged_before))
+    sale_lines = _sale_lines(sales, billing_period, tz)
+    if sale_lines:
+        lines.extend(sale_lines)
+        lines.sort(key=ChargeLine.sort_key)
+    return tuple(lines)
 
 
 def _sale_lines(

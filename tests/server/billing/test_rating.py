@@ -1,16 +1,19 @@
 """The rating engine, by worked examples a treasurer can check by hand."""
 
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta, tzinfo
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
 
 from server.billing.errors import InvalidAmount, InvalidPeriod, NoPrice
 from server.billing.lines import ChargeLine, LineKind, MachineRef, Unit
 from server.billing.money import Rate
-from server.billing.periods import Period
+from server.billing.periods import Period, workshop_day
 from server.billing.prices import PriceBook
-from server.billing.rating import Rating, plan_fee_line, rate_usage
+from server.billing.rating import MeteredSession, Rating, RatingCache, plan_fee_line, rate_usage
 from tests.server.billing.sample import (
     ALICE,
     BOB,
@@ -26,6 +29,7 @@ from tests.server.billing.sample import (
     sale,
     session,
 )
+from tests.server.billing.strategies import books, metered_sessions, plans
 
 
 def summary(rating: Rating) -> list[tuple[str, int, int]]:
@@ -245,3 +249,60 @@ def test_lines_come_in_a_fixed_order() -> None:
     keys = [line.sort_key() for line in rating.lines]
     assert keys == sorted(keys)
     assert [line.member.id for line in rating.lines][-1] == BOB.id
+
+
+@pytest.mark.parametrize(
+    "zone", ["Europe/Paris", "Australia/Lord_Howe", "America/St_Johns", "Asia/Kathmandu"]
+)
+def test_each_session_is_on_its_workshop_day_around_the_clock_changes(zone: str) -> None:
+    # Rating keeps a moment's day per quarter of an hour: never across a midnight or a change
+    # of offset, in zones that change by half an hour or sit at :30 and :45 from UTC.
+    tz = ZoneInfo(zone)
+    starts = [  # four days around each change of 2026: North America, Europe, Lord Howe, both ways
+        datetime(2026, month, day, tzinfo=UTC)
+        for month, day in ((3, 6), (3, 27), (4, 3), (10, 2), (10, 23), (10, 30))
+    ]
+    moments = [
+        start + timedelta(minutes=7 * step, seconds=step % 60, microseconds=step % 7)
+        for start in starts
+        for step in range(4 * 24 * 60 // 7)
+    ]
+    moments += [
+        start + timedelta(minutes=15 * step) - timedelta(microseconds=1)
+        for start in starts
+        for step in range(400)
+    ]
+    book = PriceBook((replace(SEWING_PRICE, valid_from=date(2026, 1, 1)),))
+    cache = RatingCache(book)
+    for _ in range(2):  # the second time, every day comes from what the first one kept
+        rating = rate_usage([session(f"s{n}", moment, 10) for n, moment in enumerate(moments)], cache, tz=tz)
+        days = {rated.session_id: rated.day for rated in rating.sessions}
+        assert [days[f"s{n}"] for n in range(len(moments))] == [workshop_day(m, tz) for m in moments]
+
+
+@settings(max_examples=50)
+@given(metered_sessions(), metered_sessions(), books(), plans())
+def test_what_rating_keeps_for_the_next_payer_changes_nothing(
+    first: list[MeteredSession], second: list[MeteredSession], book: PriceBook, member_plans: Any
+) -> None:
+    cache = RatingCache(book)
+    for sessions in (first, second, first):
+        kept = rate_usage(sessions, cache, plans=member_plans, billing_period=MARCH)
+        assert kept == rate_usage(sessions, book, plans=member_plans, billing_period=MARCH)
+
+
+class _NoOffset(tzinfo):
+    def utcoffset(self, moment: datetime | None) -> None:
+        return None
+
+    def dst(self, moment: datetime | None) -> None:
+        return None
+
+    def tzname(self, moment: datetime | None) -> str:
+        return "nowhere"
+
+
+@pytest.mark.parametrize("started", [datetime(2026, 3, 2, 9), datetime(2026, 3, 2, 9, tzinfo=_NoOffset())])
+def test_a_session_without_a_time_zone_is_refused(started: datetime) -> None:
+    with pytest.raises(InvalidPeriod, match="no time zone"):
+        rate_usage([session("s", started, 10)], BOOK)
