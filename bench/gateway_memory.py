@@ -256,9 +256,10 @@ def one_run(variant: str, seconds: float, tap_every: float) -> dict[str, Any]:
 
 IMPORT_STEPS = [
     "paho.mqtt.client",
-    "pydantic",
-    "cryptography.hazmat.primitives.asymmetric.ed25519",
+    "msgspec",
+    "ecdsa",
     "protocol.messages",
+    "protocol.allowlist",
     "controller.config",
     "gpiozero",
     "serial",

@@ -15,7 +15,8 @@ def _log_level(name: str) -> int:
     return level
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``atelier`` command line; with ``only``, the commands of that one module of :data:`_PACKAGES`."""
     parser = argparse.ArgumentParser(
         prog="atelier",
         description="Atelier Access: badge access and metered billing for shared workshops.",
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", type=_log_level, default=logging.INFO, help="DEBUG, INFO, WARNING (default INFO)"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in _registrations():
+    for register in _registrations(only):
         register(subparsers)
     return parser
 
@@ -43,9 +44,28 @@ _PACKAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
-def _registrations() -> list[Register]:
+# `atelier gateway` is a daemon on a Pi Zero, kept under 40 MB resident (docs/benchmarks.md):
+# it registers only its own package's commands, since the server's would import pydantic,
+# SQLAlchemy and cryptography (tests/controller/test_footprint.py).
+_LIGHT_COMMANDS = {"gateway": "controller.cli"}
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command named in ``argv``, if it comes after nothing but ``--log-level``."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--log-level":
+            next(args, None)
+        elif not arg.startswith("--log-level="):
+            return None if arg.startswith("-") else arg
+    return None
+
+
+def _registrations(only: str | None = None) -> list[Register]:
     found: list[Register] = []
     for module_name, needs in _PACKAGES:
+        if only is not None and module_name != only:
+            continue
         if all(importlib.util.find_spec(name) is not None for name in needs):
             module = importlib.import_module(module_name)
             found.append(module.add_commands)
@@ -53,7 +73,8 @@ def _registrations() -> list[Register]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_LIGHT_COMMANDS.get(_command_of(argv) or ""))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level,

@@ -1,9 +1,9 @@
-"""The gateway's configuration: one TOML file, parsed into typed models.
+"""The gateway's configuration: one TOML file, parsed into typed structs (msgspec).
 
 A bad file is refused as a whole at start-up with every problem named by
-where it is in the file, rather than half-running a workshop. Unknown keys
-are errors too: a misspelt ``idle_timout_s`` would otherwise silently keep
-the default.
+where it is in the file, rather than half-running a workshop
+(:mod:`controller.config_check`). Unknown keys are errors too: a misspelt
+``idle_timout_s`` would otherwise silently keep the default.
 """
 
 import os
@@ -11,11 +11,14 @@ import tomllib
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Self
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+import msgspec
+from msgspec import Meta
 
-# The part models live in controller.part_config; they are re-exported here, where the
+from controller.config_check import Check, Section, Where, convert, enc_hook, problems
+
+# The part structs live in controller.part_config; they are re-exported here, where the
 # configuration is.
 from controller.part_config import (
     BridgeButtonConfig,
@@ -24,6 +27,7 @@ from controller.part_config import (
     BridgePart,
     BridgeReaderConfig,
     BridgeSwitchConfig,
+    BrokerUrlText,
     ButtonConfig,
     CurrentConfig,
     CurrentSection,
@@ -36,7 +40,6 @@ from controller.part_config import (
     Pn532ReaderConfig,
     Rdm6300ReaderConfig,
     ReaderConfig,
-    Section,
     ShellyCurrentConfig,
     ShellySwitchConfig,
     SimulatedButtonConfig,
@@ -97,39 +100,31 @@ class BadConfig(ValueError):
     """A configuration file that cannot be used; the message says where and why."""
 
 
-class GatewaySection(Section):
+def _usable_keys(value: dict[str, str]) -> None:
+    for key_id, text in value.items():
+        try:
+            public_key_from_text(text)
+        except ProtocolError as error:
+            raise ValueError(f"allowlist key {key_id!r}: {error}") from None
+
+
+class GatewaySection(Section, frozen=True, kw_only=True):
     id: Ident
     site: Ident
-    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_url: BrokerUrlText = "mqtt://127.0.0.1:1883"
     state_dir: Path = Path("/var/lib/atelier-gateway")
     """Where the event journal lives; relative paths are from the working directory."""
-    request_timeout_ms: Annotated[int, Field(ge=10, le=60_000)] = 500
-    sample_interval_ms: Annotated[int, Field(ge=5, le=10_000)] = 100
-    telemetry_interval_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
-    pin_factory: Annotated[str, Field(min_length=1)] = "mock"
+    request_timeout_ms: Annotated[int, Meta(ge=10, le=60_000)] = 500
+    sample_interval_ms: Annotated[int, Meta(ge=5, le=10_000)] = 100
+    telemetry_interval_s: Annotated[float, Meta(gt=0, le=3600)] = 10.0
+    pin_factory: Annotated[str, Meta(min_length=1)] = "mock"
     """gpiozero pin factory: "mock" in simulation, "lgpio" or "native" on a Raspberry Pi."""
-    allowlist_keys: dict[KeyId, str] = Field(default_factory=dict, max_length=8)
+    allowlist_keys: Annotated[dict[KeyId, str], Meta(max_length=8), Check(_usable_keys)] = {}
     """The site's public keys (``atelier keys public``) by key id: a signed allowlist is
     trusted only if one of these verifies it. Empty: no offline decisions at all."""
-    checkpoint_interval_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    checkpoint_interval_s: Annotated[float, Meta(gt=0, le=3600)] = 5.0
     """How often an open session's totals are saved in the journal, so that a crash of the
     gateway loses at most this much of a session's sensed time."""
-
-    @field_validator("mqtt_url")
-    @classmethod
-    def _usable_url(cls, value: str) -> str:
-        BrokerURL.parse(value)  # raises BadBrokerURL, a ValueError, with the reason
-        return value
-
-    @field_validator("allowlist_keys")
-    @classmethod
-    def _usable_keys(cls, value: dict[str, str]) -> dict[str, str]:
-        for key_id, text in value.items():
-            try:
-                public_key_from_text(text)
-            except ProtocolError as error:
-                raise ValueError(f"allowlist key {key_id!r}: {error}") from None
-        return value
 
     @property
     def broker(self) -> BrokerURL:
@@ -144,17 +139,17 @@ class OfflinePolicy(StrEnum):
     DENY = "deny"  # nobody
 
 
-class MachineSection(Section):
+class MachineSection(Section, frozen=True, kw_only=True):
     id: Ident
-    name: Annotated[str, Field(min_length=1, max_length=120)]
-    idle_timeout_s: Annotated[float, Field(gt=0, le=86_400)] = 600.0
+    name: Annotated[str, Meta(min_length=1, max_length=120)]
+    idle_timeout_s: Annotated[float, Meta(gt=0, le=86_400)] = 600.0
     offline_policy: OfflinePolicy = OfflinePolicy.CACHE
     """Who may use the machine when the server does not answer within request_timeout_ms."""
-    hard_limit_s: Annotated[float, Field(gt=0, le=86_400)] | None = None
+    hard_limit_s: Annotated[float, Meta(gt=0, le=86_400)] | None = None
     """A lock, a timeout or a lockout waits for the machine to be idle, but never longer
     than this: for a machine where running on unattended is the greater danger. Absent:
     it waits as long as the machine draws current."""
-    supervision_window_s: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+    supervision_window_s: Annotated[float, Meta(ge=0, le=86_400)] = 300.0
     """After a trainer is granted here, a badge tapped within this many seconds is asked
     about as supervised by them (and may be certified at the machine). 0 turns it off."""
     certify_level: CertificationLevel = CertificationLevel.AUTONOMOUS
@@ -199,15 +194,15 @@ def _pin_key(pin: int | str) -> str:
     return text
 
 
-class GatewayConfig(Section):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, validate_by_alias=True)
-
+class GatewayConfig(Section, frozen=True, kw_only=True):
     gateway: GatewaySection
     # At most what a GatewayStatus can list (protocol.messages.GatewayStatus.machines).
-    machines: Annotated[list[MachineSection], Field(alias="machine", min_length=1, max_length=32)]
+    machines: Annotated[list[MachineSection], Meta(min_length=1, max_length=32)] = msgspec.field(
+        name="machine"
+    )
 
-    @model_validator(mode="after")
-    def _distinct(self) -> Self:
+    def __post_init__(self) -> None:
+        super().__post_init__()
         seen_ids: set[str] = set()
         seen_pins: dict[str, str] = {}
         for machine in self.machines:
@@ -221,7 +216,6 @@ class GatewayConfig(Section):
                 seen_pins[key] = f"{machine.id}.{where}"
         self._ports_shared_only_by_a_bridge()
         self._spi_pins_free(seen_pins)
-        return self
 
     def _spi_pins_free(self, used: dict[str, str]) -> None:
         # An MCP3008 holds SPI0's SCLK, MOSI, MISO and its chip select: no LED or relay there.
@@ -267,45 +261,31 @@ class GatewayConfig(Section):
 
     def replace_gateway(self, **changes: Any) -> "GatewayConfig":
         """A copy with ``[gateway]`` settings changed, validated like the file."""
-        data = self.model_dump(mode="python")
+        data = msgspec.to_builtins(self, enc_hook=enc_hook)
         data["gateway"].update(changes)
-        try:
-            return GatewayConfig.model_validate(data)
-        except ValidationError as error:
-            raise BadConfig(_describe(error, data, "<replace_gateway>")) from None
+        return _converted(data, "<replace_gateway>")
 
 
-def _without_tags(parts: list[int | str], entry: object) -> list[str]:
-    """The path in the file: pydantic puts the chosen ``type`` of a part in its error
-    locations (``reader.rdm6300.port``), which is not a key of the file (``reader.port``)."""
-    shown: list[str] = []
-    here = entry
-    for part in parts:
-        if isinstance(here, Mapping) and part not in here and here.get("type") == part:
-            continue
-        shown.append(str(part))
-        here = here.get(part) if isinstance(here, Mapping) else None
-    return shown
-
-
-def _where(loc: tuple[int | str, ...], data: Mapping[str, Any]) -> str:
+def _where(loc: Where, data: Mapping[str, Any]) -> str:
     parts = list(loc)
-    if len(parts) >= 2 and parts[0] in ("machine", "machines") and isinstance(parts[1], int):
+    if len(parts) >= 2 and parts[0] == "machine" and isinstance(parts[1], int):
         index = parts[1]
-        entries = data.get("machine", data.get("machines", []))
+        entries = data.get("machine", [])
         entry = entries[index] if isinstance(entries, list) and index < len(entries) else None
         name = f" ({entry['id']!r})" if isinstance(entry, Mapping) and "id" in entry else ""
-        rest = ".".join(_without_tags(parts[2:], entry))
+        rest = ".".join(str(p) for p in parts[2:])
         return f"[[machine]] #{index + 1}{name}" + (f": {rest}" if rest else "")
     return ".".join(str(p) for p in parts) or "(file)"
 
 
-def _describe(error: ValidationError, data: Mapping[str, Any], source: str) -> str:
+def _converted(data: Mapping[str, Any], source: str) -> GatewayConfig:
+    try:
+        return convert(data, GatewayConfig)
+    except msgspec.ValidationError as error:
+        found = problems(data, GatewayConfig) or [((), str(error))]
     lines = [f"{source}: invalid gateway configuration"]
-    for problem in error.errors(include_url=False):
-        message = problem["msg"].removeprefix("Value error, ")
-        lines.append(f"  {_where(tuple(problem['loc']), data)}: {message}")
-    return "\n".join(lines)
+    lines += [f"  {_where(where, data)}: {problem}" for where, problem in found]
+    raise BadConfig("\n".join(lines)) from None
 
 
 def parse_config(
@@ -317,12 +297,7 @@ def parse_config(
     override = environ.get(MQTT_URL_ENV)
     if override and isinstance(data.get("gateway"), Mapping):
         data["gateway"] = {**data["gateway"], "mqtt_url": override}
-    try:
-        return GatewayConfig.model_validate(data)
-    except ValidationError as error:
-        raise BadConfig(_describe(error, data, source)) from None
-    except ProtocolError as error:  # pragma: no cover - validators wrap these as ValidationError
-        raise BadConfig(f"{source}: {error}") from None
+    return _converted(data, source)
 
 
 def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> GatewayConfig:

@@ -14,6 +14,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+import msgspec
+
 from controller.actions import SessionEvent
 from protocol.messages import EventKind, UsageEvent, decode, encode
 
@@ -162,7 +164,9 @@ class Journal:
                 ended = []
                 for _, payload in rows:
                     last = decode(UsageEvent, payload)
-                    ended.append(self._append(SessionEvent(**last.model_dump(exclude={"seq"}))))
+                    fields = msgspec.structs.asdict(last)
+                    del fields["seq"]
+                    ended.append(self._append(SessionEvent(**fields)))
                 self._db.execute("DELETE FROM open_sessions")
                 self._db.execute("COMMIT")
             except BaseException:

@@ -9,20 +9,23 @@ On the wire (retained, QoS 1, on ``.../<gateway>/allowlist``) the snapshot trave
 as a :class:`SignedAllowlist`: the snapshot's JSON as a string, and the signature
 of exactly those UTF-8 bytes. Verifying the bytes that were signed, rather than a
 re-serialisation of them, keeps the signature independent of any JSON library.
+
+The gateway verifies with :class:`VerifyKey`, in pure Python (the ``ecdsa`` package): it
+checks a snapshot now and then, and ``cryptography`` (OpenSSL) would cost it about 8 MiB
+of its resident memory (docs/benchmarks.md). The server signs with ``cryptography``
+(:mod:`server.signing`); :func:`sign` takes any key with a ``sign(bytes) -> bytes``.
 """
 
 import base64
 import binascii
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Protocol
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from pydantic import Field, StringConstraints
+import msgspec
+from ecdsa import eddsa
 
 from protocol.errors import ProtocolError
-from protocol.ids import Ident
+from protocol.ids import Ident, whole_text
 from protocol.messages import (
     BadgeUid,
     CertificationLevel,
@@ -31,19 +34,24 @@ from protocol.messages import (
     Message,
     Millis,
     decode,
+    encode,
+    upper_case_badges,
+    written,
 )
 
 MAX_ALLOWLIST_BYTES = 4 * 1024 * 1024
 """A signed snapshot may be this large: about 20,000 badges with a few machines each."""
 
-KeyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,32}$")]
+KEY_ID_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+
+KeyId = Annotated[str, msgspec.Meta(pattern=whole_text(KEY_ID_PATTERN))]
 
 
 class BadAllowlist(ProtocolError, ValueError):
     """A snapshot the gateway must not trust: badly signed, for someone else, older, or expired."""
 
 
-class AllowlistGrant(Message):
+class AllowlistGrant(Message, frozen=True, kw_only=True):
     """One machine a badge may use, at a level, until a time (its certification's expiry)."""
 
     machine: Ident
@@ -52,29 +60,32 @@ class AllowlistGrant(Message):
     """When the certification lapses; absent: it does not expire by date."""
 
 
-class AllowlistEntry(Message):
+class AllowlistEntry(Message, frozen=True, kw_only=True):
     """A badge the gateway may recognise, and what its holder may do."""
 
     badge: BadgeUid
     member_id: MemberId
-    member_name: str = Field(default="", max_length=120)
-    manager: bool = False
+    member_name: Annotated[str, msgspec.Meta(max_length=120)] = written("")
+    manager: bool = written(False)
     """A manager may use every machine when a machine's offline policy is "managers"."""
-    grants: list[AllowlistGrant] = Field(default_factory=list, max_length=64)
-    max_minutes: Annotated[int, Field(ge=0, le=2**31)] | None = None
+    grants: Annotated[list[AllowlistGrant], msgspec.Meta(max_length=64)] = written([])
+    max_minutes: Annotated[int, msgspec.Meta(ge=0, le=2**31)] | None = None
     """A prepaid member: the minutes the balance paid for when the snapshot was made;
     0 means refused (below the minimum balance). Absent: no limit."""
 
+    def __post_init__(self) -> None:
+        upper_case_badges(self, "badge")
 
-class AllowlistMachine(Message):
+
+class AllowlistMachine(Message, frozen=True, kw_only=True):
     """A machine of the gateway, and whether a manager has locked it out."""
 
     machine: Ident
-    locked_out: bool = False
-    lockout_reason: str | None = Field(default=None, max_length=200)
+    locked_out: bool = written(False)
+    lockout_reason: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
 
-class Allowlist(Message):
+class Allowlist(Message, frozen=True, kw_only=True):
     """One gateway's snapshot. ``version`` only grows; a gateway ignores an older one."""
 
     site: Ident
@@ -82,8 +93,8 @@ class Allowlist(Message):
     version: Counter
     issued_at_ms: Millis
     expires_at_ms: Millis
-    machines: list[AllowlistMachine] = Field(default_factory=list, max_length=32)
-    entries: list[AllowlistEntry] = Field(default_factory=list, max_length=50_000)
+    machines: Annotated[list[AllowlistMachine], msgspec.Meta(max_length=32)] = written([])
+    entries: Annotated[list[AllowlistEntry], msgspec.Meta(max_length=50_000)] = written([])
 
     def entry(self, badge: str) -> AllowlistEntry | None:
         """The entry of ``badge`` (any case), if the snapshot has one."""
@@ -100,14 +111,14 @@ class Allowlist(Message):
         return None
 
 
-class SignedAllowlist(Message):
+class SignedAllowlist(Message, frozen=True, kw_only=True):
     """What flows on the allowlist channel: a snapshot's JSON and its Ed25519 signature."""
 
     key_id: KeyId
     """Which of the site's keys signed it, so a site can roll its key over."""
-    snapshot: str = Field(max_length=MAX_ALLOWLIST_BYTES)
+    snapshot: Annotated[str, msgspec.Meta(max_length=MAX_ALLOWLIST_BYTES)]
     """The :class:`Allowlist` as JSON text; the signature covers its UTF-8 bytes."""
-    signature: str = Field(max_length=100)
+    signature: Annotated[str, msgspec.Meta(max_length=100)]
     """Base64 (URL-safe, unpadded) of the 64-byte Ed25519 signature."""
 
 
@@ -115,33 +126,77 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _unb64(text: str) -> bytes:
+def _unb64(text: str, what: str = "signature") -> bytes:
     padded = text + "=" * (-len(text) % 4)
     try:
         return base64.b64decode(padded.encode("ascii"), altchars=b"-_", validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as error:
-        raise BadAllowlist(f"the signature is not base64: {error}") from None
+        raise BadAllowlist(f"the {what} is not base64: {error}") from None
 
 
-def sign(allowlist: Allowlist, key: Ed25519PrivateKey, key_id: str) -> SignedAllowlist:
+class Signer(Protocol):
+    """A private key that signs: the server's ``Ed25519PrivateKey`` (``cryptography``) is one."""
+
+    def sign(self, data: bytes, /) -> bytes: ...
+
+
+class RawPublicKey(Protocol):
+    """A public key that gives its 32 raw bytes: a :class:`VerifyKey`, or ``cryptography``'s ``Ed25519PublicKey``."""
+
+    def public_bytes_raw(self) -> bytes: ...
+
+
+class VerifyKey:
+    """An Ed25519 public key (RFC 8032) that verifies signatures, from its 32 raw bytes."""
+
+    __slots__ = ("_key", "_raw")
+
+    def __init__(self, raw: bytes) -> None:
+        if len(raw) != 32:
+            raise BadAllowlist(f"an Ed25519 public key is 32 bytes, not {len(raw)}")
+        self._raw = bytes(raw)
+        try:
+            self._key = eddsa.PublicKey(eddsa.generator_ed25519, self._raw)
+        except (ValueError, AssertionError):  # ecdsa's MalformedPointError is an AssertionError
+            raise BadAllowlist("not an Ed25519 public key: its bytes are no point of the curve") from None
+
+    def public_bytes_raw(self) -> bytes:
+        return self._raw
+
+    def verifies(self, signature: bytes, data: bytes) -> bool:
+        """Whether ``signature`` is this key's signature of ``data``."""
+        try:
+            return bool(self._key.verify(data, signature))
+        except (ValueError, AssertionError):  # a bad signature, or bytes that are no signature
+            return False
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VerifyKey) and other._raw == self._raw
+
+    def __hash__(self) -> int:
+        return hash(self._raw)
+
+    def __repr__(self) -> str:
+        return f"VerifyKey({public_key_text(self)!r})"
+
+
+def sign(allowlist: Allowlist, key: Signer, key_id: str) -> SignedAllowlist:
     """The snapshot signed with the site's private key."""
-    text = allowlist.model_dump_json(exclude_none=True)
+    text = encode(allowlist).decode()
     return SignedAllowlist(key_id=key_id, snapshot=text, signature=_b64(key.sign(text.encode())))
 
 
-def verify(signed: SignedAllowlist, keys: Mapping[str, Ed25519PublicKey]) -> Allowlist:
+def verify(signed: SignedAllowlist, keys: Mapping[str, VerifyKey]) -> Allowlist:
     """The snapshot, if one of ``keys`` signed it; else :class:`BadAllowlist`."""
     key = keys.get(signed.key_id)
     if key is None:
         raise BadAllowlist(f"signed with key {signed.key_id!r}, which this gateway does not know")
-    try:
-        key.verify(_unb64(signed.signature), signed.snapshot.encode())
-    except InvalidSignature:
-        raise BadAllowlist(f"bad signature (key {signed.key_id!r})") from None
+    if not key.verifies(_unb64(signed.signature), signed.snapshot.encode()):
+        raise BadAllowlist(f"bad signature (key {signed.key_id!r})")
     return decode(Allowlist, signed.snapshot.encode(), limit=MAX_ALLOWLIST_BYTES)
 
 
-def receive(payload: bytes | bytearray, keys: Mapping[str, Ed25519PublicKey]) -> Allowlist:
+def receive(payload: bytes | bytearray, keys: Mapping[str, VerifyKey]) -> Allowlist:
     """Parse and verify a payload from the allowlist channel."""
     return verify(decode(SignedAllowlist, payload, limit=MAX_ALLOWLIST_BYTES + 1024), keys)
 
@@ -168,14 +223,11 @@ def accept(
     return new
 
 
-def public_key_text(key: Ed25519PublicKey) -> str:
+def public_key_text(key: RawPublicKey) -> str:
     """The public key as base64 (URL-safe, unpadded) of its 32 raw bytes, for a gateway's configuration."""
-    return _b64(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+    return _b64(key.public_bytes_raw())
 
 
-def public_key_from_text(text: str) -> Ed25519PublicKey:
+def public_key_from_text(text: str) -> VerifyKey:
     """The inverse of :func:`public_key_text`; :class:`BadAllowlist` if it is not one."""
-    raw = _unb64(text.strip())
-    if len(raw) != 32:
-        raise BadAllowlist(f"an Ed25519 public key is 32 bytes, not {len(raw)}")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    return VerifyKey(_unb64(text.strip(), "public key"))

@@ -8,9 +8,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from protocol.allowlist import KeyId
-from protocol.ids import Ident
 from protocol.mqtt import BrokerURL
+from server.ids import Ident, KeyId
 
 
 class Settings(BaseSettings):
@@ -19,11 +18,19 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ATELIER_", extra="ignore", frozen=True)
 
     database_url: str = "sqlite:///atelier.db"
+    database_pool_size: Annotated[int, Field(ge=1, le=1000)] = 5
+    """PostgreSQL: the connections each server process keeps open; with ``database_max_overflow``,
+    what it may open at most. Several processes on a managed database: keep their sum within its
+    connection limit (docs/operations.md)."""
+    database_max_overflow: Annotated[int, Field(ge=0, le=1000)] = 10
+    """PostgreSQL: connections opened beyond the pool at busy moments, closed once returned."""
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     site: Ident = "demo"
     """The site this server serves: only gateways registered for it are answered."""
     mqtt_shared_group: Ident | None = None
-    """When set, subscribe through ``$share/<group>/...`` so several servers split the load."""
+    """When set, subscribe through ``$share/<group>/...`` so several servers split the load:
+    requests, events and telemetry are shared; gateway and machine states stay plain
+    subscriptions, seen by every process (docs/operations.md, *Several server processes*)."""
     http_host: str = "127.0.0.1"
     http_port: Annotated[int, Field(ge=1, le=65535)] = 8000
     log_level: str = "INFO"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
     NoEncryption,
@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_private_key,
 )
 
-from protocol.allowlist import Allowlist, SignedAllowlist, public_key_text, sign
+from protocol.allowlist import Allowlist, SignedAllowlist, VerifyKey, public_key_text, sign
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,9 @@ class SigningKey:
     private: Ed25519PrivateKey
 
     @property
-    def public(self) -> Ed25519PublicKey:
-        return self.private.public_key()
+    def public(self) -> VerifyKey:
+        """The public half, as a gateway holds it to verify (protocol.allowlist, without ``cryptography``)."""
+        return VerifyKey(self.private.public_key().public_bytes_raw())
 
     @property
     def public_text(self) -> str:

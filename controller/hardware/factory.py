@@ -61,7 +61,7 @@ PART_PLUGINS = "atelier_access.parts"
 
 
 def _is(config: object, kind: type[T]) -> T:
-    # The discriminated union already chose the model by its type; this only narrows it.
+    # The tagged union already chose the struct by its type; this only narrows it.
     if not isinstance(config, kind):
         raise BadHardwareConfig(f"expected a {kind.__name__}, not {config!r}")
     return config
@@ -82,7 +82,9 @@ def _bridged(kind: str) -> Callable[[object, PinFactory], Any]:
     """A builder of the firmware bridge's ``kind`` part, from its ``type = "bridge"`` table."""
 
     def build(config: object, pins: PinFactory) -> Any:
-        part = _is(config, BridgePart)
+        if not isinstance(config, BridgePart):
+            raise BadHardwareConfig(f"expected a bridge part, not {config!r}")
+        part = config
         try:
             return getattr(_plugin("bridge"), kind)(
                 port=part.port, channel=part.channel, baudrate=part.baudrate

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+import msgspec
 from sqlalchemy.orm import Session
 
 from protocol.errors import BadPayload, BadTopic
@@ -26,6 +26,7 @@ from protocol.messages import (
     BadgeUid,
     CertifyReply,
     CertifyRequest,
+    Counter,
     EventAck,
     GatewayState,
     GatewayStatus,
@@ -55,11 +56,6 @@ log = logging.getLogger(__name__)
 PLACEHOLDER_BADGE = "0000"
 """Sent back in a ``bad_request`` reply when the request had no readable badge:
 AccessReply requires one, and the gateway matches replies by ``request_id``."""
-
-_token = TypeAdapter(Token)
-_ident = TypeAdapter(Ident)
-_badge = TypeAdapter(BadgeUid)
-_seq = TypeAdapter(int)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,17 +311,17 @@ def _json_object(payload: bytes) -> dict[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
-def _field(document: dict[str, Any], name: str, adapter: TypeAdapter[Any]) -> Any:
-    """Field ``name`` if it is valid on its own, else None."""
+def _field(document: dict[str, Any], name: str, kind: Any) -> Any:
+    """Field ``name`` if it is valid on its own as a ``kind`` (a protocol type), else None."""
     try:
-        return adapter.validate_python(document.get(name), strict=True)
-    except ValidationError:
+        return msgspec.convert(document.get(name), kind)
+    except msgspec.ValidationError:
         return None
 
 
 def _bad_event_ack(payload: bytes, error: str) -> EventAck | None:
     document = _json_object(payload)
-    seq = None if document is None else _field(document, "seq", _seq)
+    seq = None if document is None else _field(document, "seq", Counter)
     if seq is None or seq < 1:
         return None
     return EventAck(seq=seq, ok=False, error=f"bad event: {error}"[:200])
@@ -336,8 +332,8 @@ def _salvage(payload: bytes) -> tuple[dict[str, Any], str, str] | None:
     document = _json_object(payload)
     if document is None:
         return None
-    request_id = _field(document, "request_id", _token)
-    machine = _field(document, "machine", _ident)
+    request_id = _field(document, "request_id", Token)
+    machine = _field(document, "machine", Ident)
     if request_id is None or machine is None:
         return None
     return document, request_id, machine
@@ -351,7 +347,7 @@ def _bad_request_reply(payload: bytes, error: str) -> AccessReply | None:
     return AccessReply(
         request_id=request_id,
         machine=machine,
-        badge=_field(document, "badge", _badge) or PLACEHOLDER_BADGE,
+        badge=_field(document, "badge", BadgeUid) or PLACEHOLDER_BADGE,
         granted=False,
         reason=Reason.BAD_REQUEST,
         message=error[:200],
@@ -366,7 +362,7 @@ def _bad_certify_reply(payload: bytes, error: str) -> CertifyReply | None:
     return CertifyReply(
         request_id=request_id,
         machine=machine,
-        member_badge=_field(document, "member_badge", _badge) or PLACEHOLDER_BADGE,
+        member_badge=_field(document, "member_badge", BadgeUid) or PLACEHOLDER_BADGE,
         certified=False,
         reason=Reason.BAD_REQUEST,
         message=error[:200],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from controller.clock import ManualClock
@@ -180,7 +181,7 @@ def test_malformed_payloads_do_not_disturb_the_gateway(
         request_id="nobody-asked", machine="sew-1", badge=STRANGER, granted=True, reason=Reason.GRANTED
     )
     responder.send(me, Channel.ACCESS_REPLY, stray)
-    foreign = stray.model_copy(update={"machine": "no-such-machine"})
+    foreign = msgspec.structs.replace(stray, machine="no-such-machine")
     responder.send(me, Channel.ACCESS_REPLY, foreign)
     send_command(responder, gateway, CommandAction.LOCK, machine="no-such-machine")
     send_command(responder, gateway, CommandAction.UNLOCK)  # unlock needs a machine

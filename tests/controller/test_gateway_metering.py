@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 import controller.gateway
@@ -41,7 +42,7 @@ def prepaid(minutes: int) -> Callable[[AccessRequest], AccessReply | None]:
         reply = grant_member(request)
         if reply is None or not reply.granted:
             return reply
-        return reply.model_copy(update={"max_minutes": minutes})
+        return msgspec.structs.replace(reply, max_minutes=minutes)
 
     return decide
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from controller.clock import ManualClock
@@ -379,7 +380,7 @@ def test_malformed_and_stray_certify_replies_change_nothing(
         reason=Reason.GRANTED,
     )
     responder.send(me, Channel.CERTIFY_REPLY, stray)
-    responder.send(me, Channel.CERTIFY_REPLY, stray.model_copy(update={"machine": "no-such-machine"}))
+    responder.send(me, Channel.CERTIFY_REPLY, msgspec.structs.replace(stray, machine="no-such-machine"))
     round_trip(responder, gateway)
 
     sewing = gateway.machines["sew-1"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -142,12 +143,11 @@ def test_a_cached_grant_carries_the_member_trainer_supervisor_and_prepaid_limit(
     assert trainer.trainer
     supervised = decide(snapshot(), OfflinePolicy.CACHE, request(SUPERVISED, TRAINER), NOW)
     assert supervised.supervisor_id == 3
-    limited = snapshot().model_copy(
-        update={
-            "entries": [
-                AllowlistEntry(badge=BADGE, member_id=7, grants=snapshot().entries[0].grants, max_minutes=42)
-            ]
-        }
+    limited = msgspec.structs.replace(
+        snapshot(),
+        entries=[
+            AllowlistEntry(badge=BADGE, member_id=7, grants=snapshot().entries[0].grants, max_minutes=42)
+        ],
     )
     assert decide(limited, OfflinePolicy.CACHE, request(), NOW).max_minutes == 42
 
@@ -163,8 +163,8 @@ def test_the_managers_policy_admits_only_managers() -> None:
 
 
 def test_a_prepaid_manager_without_balance_is_refused_under_the_managers_policy() -> None:
-    broke = snapshot().model_copy(
-        update={"entries": [AllowlistEntry(badge=MANAGER, member_id=1, manager=True, max_minutes=0)]}
+    broke = msgspec.structs.replace(
+        snapshot(), entries=[AllowlistEntry(badge=MANAGER, member_id=1, manager=True, max_minutes=0)]
     )
     refused = decide(broke, OfflinePolicy.MANAGERS, request(MANAGER), NOW)
     assert verdict(refused) == (False, Reason.INSUFFICIENT_BALANCE)
@@ -237,7 +237,7 @@ def test_the_keeper_refuses_what_it_must_not_trust(tmp_path: Path, payload: byte
 
 def test_a_tampered_snapshot_fails_verification(tmp_path: Path) -> None:
     good = sign(snapshot(), KEY, "site-1")
-    forged = good.model_copy(update={"snapshot": good.snapshot.replace('"Camille"', '"Mallory"')})
+    forged = msgspec.structs.replace(good, snapshot=good.snapshot.replace('"Camille"', '"Mallory"'))
     with pytest.raises(BadAllowlist, match="bad signature"):
         keeper(tmp_path).offer(encode(forged), NOW)
 
@@ -477,12 +477,11 @@ def test_a_gateway_decides_from_a_retained_allowlist_when_the_server_is_silent(
     broker: Mosquitto, site_id: str, tmp_path: Path, clock: ManualClock
 ) -> None:
     silent = Responder(broker.url, site_id, decide=lambda asked: None, ack_events=False)
-    allowlist = snapshot(site=site_id).model_copy(
-        update={
-            "entries": [
-                AllowlistEntry(badge=MEMBER_BADGE, member_id=MEMBER_ID, grants=snapshot().entries[0].grants)
-            ]
-        }
+    allowlist = msgspec.structs.replace(
+        snapshot(site=site_id),
+        entries=[
+            AllowlistEntry(badge=MEMBER_BADGE, member_id=MEMBER_ID, grants=snapshot().entries[0].grants)
+        ],
     )
     silent.send("gw-1", Channel.ALLOWLIST, signed(allowlist), retain=True)  # as the server does
     try:

@@ -1,5 +1,6 @@
 """One complete and one minimal example of every message of the contract."""
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.allowlist import (
@@ -246,4 +247,4 @@ SERVER_TO_GATEWAY: dict[Channel, type[Message]] = {
 
 
 def required_fields(model: type[Message]) -> list[str]:
-    return [name for name, field in model.model_fields.items() if field.is_required()]
+    return [field.name for field in msgspec.structs.fields(model) if field.required]

@@ -1,16 +1,18 @@
 """Payloads: encoding, decoding and every way a payload is refused."""
 
 import json
+import typing
 from typing import Any
 
+import msgspec
 import pytest
-from pydantic import ValidationError
 
 from protocol import BadPayload, ProtocolError
 from protocol.messages import (
     MAX_PAYLOAD_BYTES,
     AccessReply,
     AccessRequest,
+    BadgeUid,
     CertificationLevel,
     CertifyReply,
     CertifyRequest,
@@ -147,6 +149,43 @@ def test_badge_uids_are_upper_cased_on_decode(model: type[Message], data: dict[s
             assert getattr(message, name) == str(data[name]).upper(), name
 
 
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.__name__)
+def test_every_badge_field_of_every_message_is_upper_cased(model: type[Message]) -> None:
+    """A new field typed BadgeUid needs its message's ``__post_init__`` to name it."""
+    badges = [
+        field.name
+        for field in msgspec.structs.fields(model)
+        if field.type == BadgeUid or BadgeUid in typing.get_args(field.type)
+    ]
+    data = json.loads(encode(COMPLETE[model]))
+    for name in badges:
+        assert data[name] == data[name].upper() != data[name].lower(), name
+        data[name] = data[name].lower()
+    assert decode(model, _json(data)) == COMPLETE[model]
+    made = msgspec.structs.replace(COMPLETE[model], **{name: data[name] for name in badges})
+    assert made == COMPLETE[model]
+
+
+def test_a_message_made_in_code_is_checked_when_it_is_encoded() -> None:
+    with pytest.raises(BadPayload, match=r"^cannot send this EventAck: seq: Expected `int` >= 1"):
+        encode(EventAck(seq=0))
+    with pytest.raises(
+        BadPayload, match=r"^cannot send this AccessReply: message: Expected `str` of length <= 200"
+    ):
+        encode(
+            AccessReply(
+                request_id="r",
+                machine="m",
+                badge="0A1B",
+                granted=False,
+                reason=Reason.BAD_REQUEST,
+                message="x" * 201,
+            )
+        )
+    with pytest.raises(BadPayload, match="granted: Expected `bool`, got `int`"):
+        encode(AccessReply(request_id="r", machine="m", badge="0A1B", granted=1, reason=Reason.GRANTED))  # type: ignore[arg-type]
+
+
 def test_badge_uids_are_upper_cased_when_made_in_code() -> None:
     request = AccessRequest(request_id="r", machine="m", badge="04a1b2c3", sent_at_ms=0, expires_at_ms=0)
     assert request.badge == "04A1B2C3"
@@ -200,7 +239,7 @@ def test_enumerations_are_stable(enum: Any, values: list[str]) -> None:
 
 def test_messages_are_immutable() -> None:
     ack = EventAck(seq=1)
-    with pytest.raises(ValidationError):
+    with pytest.raises(AttributeError):
         ack.seq = 2  # type: ignore[misc]
 
 
@@ -240,7 +279,7 @@ def test_what_is_not_json_is_refused(payload: bytes) -> None:
 
 @pytest.mark.parametrize("payload", [b"[]", b"[1]", b"1", b"null", b"true", b'"seq"'])
 def test_json_that_is_not_an_object_is_refused(payload: bytes) -> None:
-    with pytest.raises(BadPayload, match=r"^invalid EventAck: \(payload\): Input should be an object"):
+    with pytest.raises(BadPayload, match=r"^invalid EventAck: \(payload\): Expected `object`, got `"):
         decode(EventAck, payload)
 
 
@@ -414,10 +453,10 @@ def test_values_at_the_bounds_are_accepted(model: type[Message], field: str, val
     assert getattr(decode(model, _with(model, **{field: value})), field) == value
 
 
-def test_only_the_first_three_problems_are_reported() -> None:
+def test_the_first_problem_is_reported() -> None:
     with pytest.raises(BadPayload) as caught:
         decode(AccessRequest, b"{}")
-    assert str(caught.value).count("Field required") == 3
+    assert str(caught.value).count("Field required") == 1
 
 
 def test_a_payload_over_the_limit_is_refused_before_parsing() -> None:
@@ -456,7 +495,7 @@ def test_the_error_says_the_model_and_the_field_but_not_the_value() -> None:
     with pytest.raises(BadPayload) as caught:
         decode(AccessRequest, _with(AccessRequest, badge=secret))
     message = str(caught.value)
-    assert message.startswith("invalid AccessRequest: badge: String should match pattern")
+    assert message.startswith("invalid AccessRequest: badge: Expected `str` matching regex")
     assert secret not in message
     assert caught.value.__cause__ is None
     assert caught.value.__suppress_context__

@@ -6,9 +6,10 @@ import ssl
 import struct
 from collections.abc import Iterator
 
+import msgspec
 import paho.mqtt.client as paho
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from protocol.allowlist import (
     MAX_ALLOWLIST_BYTES,
@@ -16,6 +17,7 @@ from protocol.allowlist import (
     AllowlistEntry,
     AllowlistGrant,
     AllowlistMachine,
+    VerifyKey,
     receive,
     sign,
 )
@@ -225,7 +227,7 @@ def test_the_server_workers_share_requests_without_duplicates(
             worker.subscribe(filter_)
         event = COMPLETE[UsageEvent]
         assert isinstance(event, UsageEvent)
-        sent = [event.model_copy(update={"seq": seq}) for seq in range(1, 21)]
+        sent = [msgspec.structs.replace(event, seq=seq) for seq in range(1, 21)]
         for message in sent:
             gateway.publish(topic(site_id, "gw-1", Channel.EVENTS), encode(message))
         received = [decode(UsageEvent, arrived.get(timeout=TIMEOUT).payload) for _ in sent]
@@ -244,9 +246,7 @@ def test_the_largest_payload_on_the_longest_topic_goes_through(server: Peer) -> 
     server.publish(longest, b"", retain=True)  # clear the retained message
 
 
-def _signed_allowlist(
-    site: str, gateway: str, size: int
-) -> tuple[bytes, Allowlist, dict[str, Ed25519PublicKey]]:
+def _signed_allowlist(site: str, gateway: str, size: int) -> tuple[bytes, Allowlist, dict[str, VerifyKey]]:
     """A real signed allowlist whose payload is at least ``size`` bytes, and the key that verifies it."""
     key = Ed25519PrivateKey.generate()
     grant = AllowlistGrant(machine="brother-s7200", level=CertificationLevel.AUTONOMOUS, until_ms=T0 + 10**9)
@@ -265,7 +265,7 @@ def _signed_allowlist(
     )
     payload = encode(sign(allowlist, key, "site-1"))
     assert size <= len(payload) <= MAX_ALLOWLIST_BYTES
-    return payload, allowlist, {"site-1": key.public_key()}
+    return payload, allowlist, {"site-1": VerifyKey(key.public_key().public_bytes_raw())}
 
 
 def test_a_one_mib_signed_allowlist_reaches_its_gateway_which_cannot_overwrite_it(
@@ -306,7 +306,7 @@ def test_a_lost_gateway_leaves_a_retained_lost_status_with_its_boot(
     will = GatewayStatus(state=GatewayState.LOST, boot=5, machines=["brother-s7200"], at_ms=T0)
     gateway.client.will_set(status_topic, encode(will), QOS[Channel.STATUS], retain=True)
     assert not gateway.connect().is_failure
-    birth = will.model_copy(update={"state": GatewayState.ONLINE})
+    birth = msgspec.structs.replace(will, state=GatewayState.ONLINE)
     gateway.publish(status_topic, encode(birth), QOS[Channel.STATUS], retain=True)
     assert decode(GatewayStatus, server.expect().payload) == birth
 
@@ -368,7 +368,9 @@ def test_a_rebooted_gateway_taking_over_its_id_sends_the_stale_will_first(
         will = GatewayStatus(state=GatewayState.LOST, boot=boot, at_ms=T0)
         run.client.will_set(status_topic, encode(will), QOS[Channel.STATUS], retain=True)
         assert not run.connect().is_failure
-        run.publish(status_topic, encode(will.model_copy(update={"state": GatewayState.ONLINE})), retain=True)
+        run.publish(
+            status_topic, encode(msgspec.structs.replace(will, state=GatewayState.ONLINE)), retain=True
+        )
         return run
 
     old = start_run(1)

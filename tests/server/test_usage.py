@@ -7,6 +7,7 @@ import threading
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
@@ -141,13 +142,13 @@ def test_every_order_of_arrival_gives_the_same_session(db: Session, workshop: Wo
 
 
 def test_the_member_named_by_the_gateway_wins_over_the_badge(db: Session, workshop: Workshop) -> None:
-    event = session_events()[0].model_copy(update={"member_id": workshop.bob})
+    event = msgspec.structs.replace(session_events()[0], member_id=workshop.bob)
     ingest(db, workshop.gateway, event, NOW)
     assert db.scalars(sa.select(UsageSession.member_id)).one() == workshop.bob
 
 
 def test_an_unknown_member_and_badge_leave_the_member_empty(db: Session, workshop: Workshop) -> None:
-    event = session_events()[0].model_copy(update={"member_id": 999_999, "badge": "FFFF0000"})
+    event = msgspec.structs.replace(session_events()[0], member_id=999_999, badge="FFFF0000")
     assert ingest(db, workshop.gateway, event, NOW).ok
     assert db.scalars(sa.select(UsageSession.member_id)).one() is None
 
@@ -195,7 +196,7 @@ def test_a_second_end_changes_nothing(db: Session, workshop: Workshop) -> None:
     events = session_events()
     for event in events:
         ingest(db, workshop.gateway, event, NOW)
-    again = events[3].model_copy(update={"seq": 9, "at_ms": T0 + 500_000, "end_reason": "timeout"})
+    again = msgspec.structs.replace(events[3], seq=9, at_ms=T0 + 500_000, end_reason="timeout")
     assert ingest(db, workshop.gateway, again, NOW).ok
     session = snapshot(db, "s-1")
     assert (session[6], session[10], session[11]) == (NOW + timedelta(seconds=100), "badge_out", 9)
@@ -234,10 +235,10 @@ def test_concurrent_deliveries_apply_each_event_once(
 
 
 def test_a_session_records_its_supervisor(db: Session, workshop: Workshop) -> None:
-    started = session_events("s-sup")[0].model_copy(update={"supervisor_id": workshop.trainer})
+    started = msgspec.structs.replace(session_events("s-sup")[0], supervisor_id=workshop.trainer)
     assert ingest(db, workshop.gateway, started, NOW).ok
     # A later event naming nobody (or somebody else) does not change it.
-    running = session_events("s-sup")[1].model_copy(update={"supervisor_id": workshop.bob})
+    running = msgspec.structs.replace(session_events("s-sup")[1], supervisor_id=workshop.bob)
     assert ingest(db, workshop.gateway, running, NOW).ok
     assert snapshot(db, "s-sup")[2] == workshop.alice
     db.expire_all()
@@ -246,7 +247,7 @@ def test_a_session_records_its_supervisor(db: Session, workshop: Workshop) -> No
 
 
 def test_an_unknown_supervisor_is_left_out(db: Session, workshop: Workshop) -> None:
-    started = session_events("s-sup-2")[0].model_copy(update={"supervisor_id": 9999})
+    started = msgspec.structs.replace(session_events("s-sup-2")[0], supervisor_id=9999)
     assert ingest(db, workshop.gateway, started, NOW).ok
     session = db.scalars(sa.select(UsageSession).where(UsageSession.session_id == "s-sup-2")).one()
     assert session.supervisor_id is None
@@ -256,9 +257,9 @@ def test_energy_is_the_greatest_total_reported_in_any_order(db: Session, worksho
     events = session_events("s-energy")
     with_energy = [
         events[0],  # no voltage known yet at the start: no energy
-        events[1].model_copy(update={"energy_wh": 1.5}),
-        events[2].model_copy(update={"energy_wh": 42.25}),
-        events[3].model_copy(update={"energy_wh": 45.0}),
+        msgspec.structs.replace(events[1], energy_wh=1.5),
+        msgspec.structs.replace(events[2], energy_wh=42.25),
+        msgspec.structs.replace(events[3], energy_wh=45.0),
     ]
     for event in [with_energy[3], with_energy[0], with_energy[2], with_energy[1]]:
         assert ingest(db, workshop.gateway, event, NOW).ok

@@ -11,10 +11,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy.orm import selectinload
 
-from protocol.ids import Ident
 from server import workshop
 from server.api.deps import PageDep, SessionDep
 from server.auth.policy import TrainerRead
+from server.ids import Ident
 from server.models import Certification, CertificationLevel, GrantedVia, Skill
 
 router = APIRouter(prefix="/certifications", tags=["certifications"])

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from protocol.ids import ID_PATTERN, Ident
+from protocol.ids import ID_PATTERN
 from server.api.deps import ClockDep, PageDep, SessionDep
 from server.api.routes.members import HexUid
 from server.auth.policy import BillingRead, BillingWrite, SignedIn, TreasurerWrite
@@ -22,6 +22,7 @@ from server.billing.consumables import SALE_ID_LENGTH, Sale, record_sale, sales
 from server.billing.money import Rate
 from server.billing.periods import Period
 from server.billing.prices import DEFAULT_VAT_BP
+from server.ids import Ident
 from server.models import ConsumableRow
 
 router = APIRouter(tags=["consumables"])

@@ -7,10 +7,10 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from protocol.ids import Ident
 from protocol.messages import Reason
 from server.api.deps import PageDep, SessionDep
 from server.auth.policy import ManagerRead
+from server.ids import Ident
 from server.models import AccessDecision
 
 router = APIRouter(prefix="/decisions", tags=["access"])

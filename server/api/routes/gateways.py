@@ -8,10 +8,10 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy.orm import selectinload
 
-from protocol.ids import Ident
 from server import workshop
 from server.api.deps import PageDep, SessionDep, SettingsDep, Slug
 from server.auth.policy import ManagerRead, ManagerWrite
+from server.ids import Ident
 from server.models import Gateway, GatewayState
 
 router = APIRouter(prefix="/gateways", tags=["gateways"])

@@ -8,11 +8,11 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy.orm import selectinload
 
-from protocol.ids import Ident
 from protocol.messages import CommandAction
 from server import workshop
 from server.api.deps import ClockDep, MqttDep, PageDep, SessionDep, Slug
 from server.auth.policy import ManagerWrite, SignedIn
+from server.ids import Ident
 from server.models import Gateway, Machine
 
 router = APIRouter(prefix="/machines", tags=["machines"])

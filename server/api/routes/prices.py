@@ -14,13 +14,14 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from protocol.ids import ID_PATTERN, Ident
+from protocol.ids import ID_PATTERN
 from server.api.deps import ClockDep, SessionDep
 from server.auth.policy import BillingRead, SignedIn, TreasurerWrite
 from server.billing import catalogue
 from server.billing.money import MinuteRounding, Rate
 from server.billing.periods import Period
 from server.billing.prices import DEFAULT_VAT_BP, PriceVersion
+from server.ids import Ident
 from server.models import MemberPlan, PlanRow
 
 router = APIRouter(tags=["prices"])

@@ -9,9 +9,9 @@ from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import AwareDatetime, BaseModel
 from sqlalchemy.orm import Session
 
-from protocol.ids import Ident
 from server.api.deps import Page, PageDep, SessionDep
 from server.auth.policy import BillingRead
+from server.ids import Ident
 from server.models import Gateway, Machine, UsageSession
 
 router = APIRouter(prefix="/sessions", tags=["usage"])

@@ -8,10 +8,10 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy.orm import selectinload
 
-from protocol.ids import Ident
 from server import workshop
 from server.api.deps import PageDep, SessionDep, Slug
 from server.auth.policy import ManagerWrite, SignedIn
+from server.ids import Ident
 from server.models import Skill
 
 router = APIRouter(prefix="/skills", tags=["skills"])

@@ -12,11 +12,11 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, StringConstraints
 
-from protocol.ids import Ident
 from protocol.messages import CertificationLevel
 from server import workshop
 from server.api.deps import ClockDep, PageDep, SessionDep
 from server.auth.policy import Role, SignedIn, TrainerRead, TrainerWrite
+from server.ids import Ident
 from server.models import Certification, GrantedVia, Member
 from server.training import certify, listing
 from server.training.expiry import expiring

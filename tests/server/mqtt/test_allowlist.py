@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import paho.mqtt.client as paho
 import pytest
 import sqlalchemy as sa
@@ -225,10 +226,10 @@ def test_a_tampered_snapshot_or_a_foreign_key_fails_verification(
     # One member more, or a later expiry: the signature no longer matches.
     document = json.loads(signed.snapshot)
     document["expires_at_ms"] += 86_400_000
-    tampered = signed.model_copy(update={"snapshot": json.dumps(document, separators=(",", ":"))})
+    tampered = msgspec.structs.replace(signed, snapshot=json.dumps(document, separators=(",", ":")))
     with pytest.raises(BadAllowlist, match="bad signature"):
         verify(tampered, keys)
-    flipped = signed.model_copy(update={"snapshot": signed.snapshot.replace("Alice", "Alicia")})
+    flipped = msgspec.structs.replace(signed, snapshot=signed.snapshot.replace("Alice", "Alicia"))
     with pytest.raises(BadAllowlist, match="bad signature"):
         verify(flipped, keys)
     # Signed by another key, or by one the gateway does not know.
@@ -238,7 +239,7 @@ def test_a_tampered_snapshot_or_a_foreign_key_fails_verification(
     with pytest.raises(BadAllowlist, match="does not know"):
         verify(signed, {"site-2": next(iter(keys.values()))})
     with pytest.raises(BadAllowlist, match=r"not base64|bad signature"):
-        verify(signed.model_copy(update={"signature": "!!" + signed.signature[2:]}), keys)
+        verify(msgspec.structs.replace(signed, signature="!!" + signed.signature[2:]), keys)
 
 
 def test_versions_grow_across_a_restart(

@@ -8,6 +8,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
@@ -62,7 +63,7 @@ hostile = st.one_of(
     st.lists(st.integers(), max_size=3),
     st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
 )
-FIELDS = sorted({name for model in MODELS.values() for name in model.model_fields})
+FIELDS = sorted({field.name for model in MODELS.values() for field in msgspec.structs.fields(model)})
 
 
 def state(session_factory: SessionFactory) -> tuple[Any, ...]:

@@ -30,7 +30,7 @@ def test_power_is_written_when_known() -> None:
 
 
 def test_a_newer_telemetry_with_power_is_read_without_change() -> None:
-    class TelemetryWithPower(Telemetry):  # as proposed for the protocol
+    class TelemetryWithPower(Telemetry, frozen=True, kw_only=True):  # as proposed for the protocol
         power_w: float | None = None
 
     telemetry = TelemetryWithPower(machine="m1", at_ms=T0, current_a=1.0, running=True, power_w=230)
