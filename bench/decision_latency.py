@@ -14,6 +14,7 @@ the naive way (Nagle's algorithm left on everywhere), which shows where the
 44-88 ms of a naive paho + Mosquitto set-up come from.
 
     .venv/bin/python bench/decision_latency.py [--requests 2000] [--naive-requests 200]
+    .venv/bin/python bench/decision_latency.py --postgresql     # the server on PostgreSQL
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from protocol.mqtt import BrokerURL, make_client  # noqa: E402
 from protocol.topics import Channel, topic  # noqa: E402
 from server import workshop  # noqa: E402
 from server.db import make_engine, make_session_factory, upgrade_database  # noqa: E402
-from tests.services import free_port, mosquitto  # noqa: E402
+from tests.services import free_port, mosquitto, postgres  # noqa: E402
 
 SITE = "bench"
 GATEWAY = "gw-bench"
@@ -256,21 +257,27 @@ def report(name: str, samples: list[float]) -> None:
     )
 
 
-def run(requests: int, naive_requests: int, taps: int) -> None:
+def run(requests: int, naive_requests: int, taps: int, postgresql: bool = False) -> None:
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {' '.join(f'{value:.2f}' for value in os.getloadavg())}, "
+        f"database {'PostgreSQL' if postgresql else 'SQLite'}",
         flush=True,
     )
     results: dict[str, list[float]] = {}
     for naive in (False, True):
         label = "naive (Nagle on)" if naive else "product"
         broker_config = "" if not naive else "set_tcp_nodelay false\n"
-        with tempfile.TemporaryDirectory() as directory, mosquitto() as broker:
+        with contextlib.ExitStack() as stack:
+            directory = stack.enter_context(tempfile.TemporaryDirectory())
+            broker = stack.enter_context(mosquitto())
             if naive:
                 conf = broker.directory / "mosquitto.conf"
                 conf.write_text(conf.read_text().replace("set_tcp_nodelay true\n", broker_config))
                 broker.restart()
-            database_url = f"sqlite:///{directory}/bench.db"
+            database_url = (
+                stack.enter_context(postgres()).url if postgresql else f"sqlite:///{directory}/bench.db"
+            )
             seed(database_url)
             with server_process(database_url, broker.url, naive):
                 results[f"{label} decision"] = decision_round_trips(
@@ -306,8 +313,11 @@ def main() -> None:
         "--naive-requests", type=int, default=200, help="decisions measured naively (default 200)"
     )
     parser.add_argument("--taps", type=int, default=500, help="taps on the gateway daemon (default 500)")
+    parser.add_argument(
+        "--postgresql", action="store_true", help="the server on a spawned PostgreSQL, not SQLite"
+    )
     args = parser.parse_args()
-    run(args.requests, args.naive_requests, args.taps)
+    run(args.requests, args.naive_requests, args.taps, args.postgresql)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from server.api.errors import install_error_handlers
@@ -13,7 +14,7 @@ from server.api.routes.health import router as health_router
 from server.api.routes.metrics import router as metrics_router
 from server.auth.policy import check_policies
 from server.auth.ratelimit import LoginLimiter
-from server.db import make_engine, make_session_factory, upgrade_database
+from server.db import make_engine, make_session_factory, normalise_url, upgrade_database
 from server.mqtt import MqttService
 from server.observability import ServerMetrics
 from server.settings import Settings
@@ -32,7 +33,7 @@ def create_app(settings: Settings | None = None, *, mqtt: bool = True, sweep: bo
     then every ``expiry_sweep_interval_s`` (:class:`~server.training.sweeper.ExpirySweeper`).
     """
     settings = settings or Settings()
-    engine = make_engine(settings.database_url)
+    engine = _engine(settings)
     telemetry = _telemetry_writer(settings)
     metrics = ServerMetrics()
 
@@ -99,6 +100,16 @@ def create_app(settings: Settings | None = None, *, mqtt: bool = True, sweep: bo
     check_policies(app)
     install_web(app)
     return app
+
+
+def _engine(settings: Settings) -> Engine:
+    if normalise_url(settings.database_url).get_backend_name() == "sqlite":
+        return make_engine(settings.database_url)  # one file, one writer: no pool to size
+    return make_engine(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
 
 
 def _telemetry_writer(settings: Settings) -> TelemetryWriter | None:

@@ -163,12 +163,21 @@ def make_migration_engine(url: str) -> Engine:
     return engine
 
 
+MIGRATION_LOCK = 0x61746C72  # "atlr": the PostgreSQL advisory lock taken while migrating
+"""Several server processes started at once (scale-out) each upgrade the schema at start: on
+PostgreSQL they take turns, and the later ones find it done (without the lock, two creating the
+same table at once would fail). SQLite serialises writers on its own."""
+
+
 def upgrade_database(url: str, revision: str = "head") -> None:
     """Bring the schema of the database at ``url`` to ``revision`` (the latest by default)."""
     engine = make_migration_engine(url)
     sqlite = engine.dialect.name == "sqlite"
     try:
         with engine.begin() as connection:
+            if engine.dialect.name == "postgresql":
+                # Held until this transaction ends, which the whole migration runs in.
+                connection.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
             config = alembic_config(url)
             config.attributes["connection"] = connection
             command.upgrade(config, revision)

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from protocol.messages import EventAck, EventKind, UsageEvent
 from server.clock import from_ms
 from server.clocks import DEFAULT_TOLERANCE_MS, span_gap_ms, suspect
-from server.db import UTCDateTime, rowcount, table
+from server.db import UTCDateTime, table
 from server.models import Badge, Gateway, GatewayEvent, Machine, Member, UsageSession
 
 log = logging.getLogger(__name__)
@@ -130,12 +130,21 @@ _APPLY = _apply_statement()
 
 @functools.cache
 def _insert_if_new(dialect: str, target: sa.Table, keys: tuple[str, ...]) -> sa.Executable:
-    """INSERT ... ON CONFLICT (keys) DO NOTHING, in the dialect's own words."""
+    """INSERT ... ON CONFLICT (keys) DO NOTHING RETURNING the primary key, in the dialect's own words.
+
+    Whether the row was new is read from the row returned, not from the row count: through
+    psycopg an INSERT that SQLAlchemy gave a RETURNING clause reports a row count of -1, new
+    row or not. A delivery that waited for another process's uncommitted copy of the row gets
+    no row back once that copy is committed, and is then a duplicate.
+    """
+    insert: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
-        return postgresql.insert(target).on_conflict_do_nothing(index_elements=list(keys))
-    if dialect == "sqlite":
-        return sqlite.insert(target).on_conflict_do_nothing(index_elements=list(keys))
-    raise NotImplementedError(f"usage ingest supports SQLite and PostgreSQL, not {dialect}")
+        insert = postgresql.insert(target).on_conflict_do_nothing(index_elements=list(keys))
+    elif dialect == "sqlite":
+        insert = sqlite.insert(target).on_conflict_do_nothing(index_elements=list(keys))
+    else:
+        raise NotImplementedError(f"usage ingest supports SQLite and PostgreSQL, not {dialect}")
+    return insert.returning(*target.primary_key.columns)
 
 
 def ingest(
@@ -172,13 +181,11 @@ def ingest(
     dialect = connection.dialect.name
     try:
         record = _insert_if_new(dialect, table(GatewayEvent), ("gateway_id", "seq"))
-        applied = rowcount(
-            connection.execute(
-                record,
-                {"gateway_id": gateway_id, "seq": event.seq, "kind": event.kind.value, "received_at": now},
-            )
-        )
-        if not applied:
+        applied = connection.execute(
+            record,
+            {"gateway_id": gateway_id, "seq": event.seq, "kind": event.kind.value, "received_at": now},
+        ).first()
+        if applied is None:
             db.rollback()
             log.debug("event %s of gateway %s already applied", event.seq, gateway_slug)
             return EventAck(seq=event.seq)

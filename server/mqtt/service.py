@@ -50,8 +50,9 @@ KEEPALIVE_S = 30
 DECISION_CHANNELS = (Channel.ACCESS_REQUEST, Channel.CERTIFY_REQUEST)
 _ACCESS_REPLY_SUFFIX = "/" + Channel.ACCESS_REPLY.value
 INGEST_CHANNELS = (Channel.EVENTS, Channel.TELEMETRY, Channel.STATUS, Channel.MACHINE_STATE)
-# Retained states, read by every server process (a broker gives retained messages to plain
-# subscriptions only, and applying a state twice is harmless): never shared.
+# Retained states, read by every server process: each keeps the live view of every machine,
+# shared it would get only its share (and brokers differ on retained messages for shared
+# subscriptions); applying a state twice is harmless. Never shared.
 UNSHARED_CHANNELS = frozenset({Channel.STATUS, Channel.MACHINE_STATE})
 
 COMMAND_TTL_S = 60
