@@ -56,8 +56,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers, each with its own Mosquitto, PostgreSQL and victoria-metrics; a test file stays
+# on one worker (its module fixtures are made once).
 pytest: $(STAMP) system-packages
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test: $(STAMP) system-packages lint typecheck pytest
 
