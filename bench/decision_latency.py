@@ -39,6 +39,7 @@ import paho.mqtt.client as paho
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.relay_timer import RelayTimer  # noqa: E402
 from controller.clock import SystemClock  # noqa: E402
 from controller.config import parse_config  # noqa: E402
 from controller.gateway import Gateway  # noqa: E402
@@ -216,24 +217,15 @@ def tap_to_relay(mqtt_url: str, count: int, state_dir: Path) -> list[float]:
         if not gateway.wait_connected(10):
             raise RuntimeError("the gateway could not connect")
         station = gateway.machines["sew-2"]
-        switched = threading.Event()
-        switch_on = station.switch.on
-        on_at: list[float] = []
-
-        def timed_on() -> None:  # instrumentation: when the relay is told to close
-            on_at.append(time.perf_counter())
-            switch_on()
-            switched.set()
-
-        station.switch.on = timed_on  # type: ignore[method-assign]
+        relay = RelayTimer(station)
         for i in range(count + 20):
-            switched.clear()
+            relay.closed.clear()
             tapped = time.perf_counter()
             station.tap(BADGE)
-            if not switched.wait(5):
+            if not relay.closed.wait(5):
                 raise RuntimeError(f"tap {i} was not granted")
             if i >= 20:
-                samples.append((on_at[-1] - tapped) * 1000)
+                samples.append((relay.closed_at[-1] - tapped) * 1000)
             station.tap(BADGE)  # badge out, so that the next tap opens a new session
             # The next member comes once the last session's events are in: a tap within
             # microseconds of a badge-out, racing its journal write and ingestion, is not a

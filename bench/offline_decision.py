@@ -22,7 +22,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.relay_timer import RelayTimer  # noqa: E402
 from controller.clock import SystemClock  # noqa: E402
 from controller.config import OfflinePolicy, parse_config  # noqa: E402
 from controller.gateway import Gateway  # noqa: E402
@@ -140,24 +140,15 @@ def taps(broker_url: str, count: int, state_dir: Path, key: Ed25519PrivateKey) -
     samples: list[float] = []
     with Gateway(config, clock=SystemClock()) as gateway:
         station = gateway.machines[MACHINE]
-        switched = threading.Event()
-        switch_on = station.switch.on
-        on_at: list[float] = []
-
-        def timed_on() -> None:  # instrumentation: when the relay is told to close
-            on_at.append(time.perf_counter())
-            switch_on()
-            switched.set()
-
-        station.switch.on = timed_on  # type: ignore[method-assign]
+        relay = RelayTimer(station)
         time.sleep(1.0)  # connected to the broker, if there is one
         for number in range(count + 1):
-            switched.clear()
+            relay.closed.clear()
             tapped = time.perf_counter()
             station.tap(member)
-            if not switched.wait(5):
+            if not relay.closed.wait(5):
                 raise RuntimeError(f"tap {number} was not granted")
-            samples.append((on_at[-1] - tapped) * 1000)
+            samples.append((relay.closed_at[-1] - tapped) * 1000)
             station.tap(member)  # badge out
             if not gateway.wait_for(lambda: station.state is MachineStateName.LOCKED, 5):
                 raise RuntimeError("the session did not end")
