@@ -6,6 +6,9 @@ one more query, about the trainer supervising. The statements are built once, at
 import, and run on the session's connection without the ORM: building and
 ORM-loading them on every tap cost several times more than running them.
 
+On PostgreSQL a tap costs two round trips when nothing else is needed: the query, outside
+any transaction, then the log row, a transaction of its own (see :func:`_decide_on_postgresql`).
+
 A certification counts when it is unrevoked and valid by date and by disuse
 (:func:`server.training.expiry.standing`, the one definition of it).
 
@@ -13,7 +16,9 @@ The gateway never re-implements these rules; offline it looks up their
 compiled result.
 """
 
-from collections.abc import Sequence
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from protocol.messages import AccessReply, AccessRequest, CertificationLevel, Reason
 from server.billing.at_machine import prepaid_verdict
-from server.db import rowcount, table
+from server.db import rowcount, table, unpinged_checkout
 from server.models import (
     LEVEL_RANK,
     AccessDecision,
@@ -38,6 +43,8 @@ from server.models import (
     machine_skills,
 )
 from server.training.expiry import Standing, describe, last_use_if_disuse, standing
+
+log = logging.getLogger(__name__)
 
 MESSAGE_MAX = 200  # AccessReply.message
 NAME_MAX = 120  # AccessReply.member_name
@@ -112,7 +119,8 @@ _FACTS = (
 # On PostgreSQL the same round trip also stops this transaction's commit from waiting for
 # the disk: the log is a record of decisions, not of money, so a database crash may lose
 # its last rows, but a badge tap must not wait for the write-ahead log to be flushed.
-# (SQLite's equivalent is the connection's synchronous=NORMAL.)
+# (SQLite's equivalent is the connection's synchronous=NORMAL.) For a decision in a
+# transaction the caller had begun already; see _LOG_ON_POSTGRESQL for the others.
 _FACTS_ON_POSTGRESQL = _FACTS.add_columns(sa.func.set_config("synchronous_commit", "off", True))
 
 # The supervisor named by a supervised member's request: their badge and standing, when
@@ -180,6 +188,29 @@ _USE_CONFIRMATION = (
 
 _LOG = sa.insert(table(AccessDecision))
 
+_LOGGED = (
+    "at",
+    "request_id",
+    "gateway_slug",
+    "machine_slug",
+    "badge_uid",
+    "member_id",
+    "granted",
+    "reason",
+    "message",
+)
+
+# The log row on PostgreSQL when the facts were read outside the transaction: the same row,
+# its transaction told not to wait for the disk in the same statement (set_config(..., true)
+# lasts until that transaction ends, its commit included; the one-row subquery is always
+# evaluated, and never filters the row out).
+_LOG_ON_POSTGRESQL = sa.insert(table(AccessDecision)).from_select(
+    list(_LOGGED),
+    sa.select(*(sa.bindparam(name, type_=_decisions[name].type) for name in _LOGGED)).select_from(
+        sa.select(sa.func.set_config("synchronous_commit", "off", True).label("set")).subquery("unsynced")
+    ),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -227,19 +258,22 @@ def decide(
     the member's unused confirmation in the web app of at most ``second_factor_window``
     before, which the grant uses up; it is the last check, so that only a grant uses it.
     """
-    connection = db.connection()
-    verdict = _judge(
-        connection,
-        site,
-        gateway_slug,
-        request,
-        now,
-        window=supervision_window,
-        second_factor_window=second_factor_window,
-    )
-    connection.execute(
-        _LOG,
-        {
+    facts = {"gateway": gateway_slug, "site": site, "machine": request.machine, "badge": request.badge}
+
+    def judge(connection: sa.Connection, rows: Sequence[Any], before_writing: Callable[[], None]) -> Verdict:
+        return _judge(
+            connection,
+            rows,
+            gateway_slug,
+            request,
+            now,
+            window=supervision_window,
+            second_factor_window=second_factor_window,
+            before_writing=before_writing,
+        )
+
+    def logged(verdict: Verdict) -> dict[str, Any]:
+        return {
             "at": now,
             "request_id": request.request_id,
             "gateway_slug": gateway_slug,
@@ -249,8 +283,15 @@ def decide(
             "granted": verdict.granted,
             "reason": verdict.reason.value,
             "message": verdict.message,
-        },
-    )
+        }
+
+    if not db.in_transaction() and db.get_bind().dialect.name == "postgresql":
+        verdict = _decide_on_postgresql(db, facts, judge, logged)
+    else:
+        connection = db.connection()
+        query = _FACTS_ON_POSTGRESQL if connection.dialect.name == "postgresql" else _FACTS
+        verdict = judge(connection, connection.execute(query, facts).all(), _nothing)
+        connection.execute(_LOG, logged(verdict))
     db.commit()
     return AccessReply(
         request_id=request.request_id,
@@ -267,20 +308,91 @@ def decide(
     )
 
 
+def _nothing() -> None:
+    pass
+
+
+def _decide_on_postgresql(
+    db: Session,
+    facts: dict[str, str],
+    judge: Callable[[sa.Connection, Sequence[Any], Callable[[], None]], Verdict],
+    logged: Callable[[Verdict], dict[str, Any]],
+) -> Verdict:
+    """The decision on a session with no transaction begun yet, in two round trips.
+
+    The reads run in autocommit: no BEGIN before the query, nor COMMIT after. That changes
+    nothing of what they see: at PostgreSQL's READ COMMITTED (the engine's) every statement of
+    a transaction reads a snapshot of its own anyway, and they lock nothing. The log row is
+    then a transaction of its own, one statement; a grant that uses up a second-factor
+    confirmation makes a transaction of the confirmation's UPDATE and the log row together,
+    as before (:func:`_confirmed` calls ``before_writing``).
+
+    The connection is not checked with a round trip when taken from the pool: if the query
+    finds it dead (the database restarted), nothing was done, and the decision starts again
+    once, on a new connection.
+    """
+
+    def judged_and_logged(
+        connection: sa.Connection, rows: Sequence[Any], before_writing: Callable[[], None]
+    ) -> Verdict:
+        verdict = judge(connection, rows, before_writing)
+        connection.execute(_LOG_ON_POSTGRESQL, logged(verdict))
+        return verdict
+
+    with unpinged_checkout():
+        connection = db.connection()
+    with _autocommit(connection) as before_writing:
+        try:
+            rows = connection.execute(_FACTS, facts).all()
+        except sa.exc.DBAPIError as error:
+            if not error.connection_invalidated:
+                raise
+            log.warning("decision: the database connection was lost (%s); again on a new one", error.orig)
+        else:
+            return judged_and_logged(connection, rows, before_writing)
+    db.rollback()
+    connection = db.connection()  # a new one: the pool dropped every one opened before the loss
+    with _autocommit(connection) as before_writing:
+        return judged_and_logged(connection, connection.execute(_FACTS, facts).all(), before_writing)
+
+
+@contextlib.contextmanager
+def _autocommit(connection: sa.Connection) -> Iterator[Callable[[], None]]:
+    """psycopg in autocommit within the block; it yields what ends that before a write that must
+    commit with the log row. The connection never goes back to the pool in autocommit."""
+    driver = connection.connection.driver_connection
+    assert driver is not None  # a live connection (the pool's record holds it)
+    if driver.autocommit:  # an engine made to autocommit (a benchmark's): left as it is
+        yield _nothing
+        return
+    driver.autocommit = True
+
+    def before_writing() -> None:
+        driver.autocommit = False  # psycopg sends BEGIN with the next statement
+
+    try:
+        yield before_writing
+    finally:
+        if driver.autocommit and not connection.invalidated:
+            try:
+                driver.autocommit = False
+            except Exception:  # a broken connection: closed rather than pooled
+                connection.invalidate()
+
+
 def _judge(
     connection: sa.Connection,
-    site: str,
+    rows: Sequence[Any],
     gateway_slug: str,
     request: AccessRequest,
     now: datetime,
     *,
     window: timedelta,
     second_factor_window: timedelta = DEFAULT_SECOND_FACTOR_WINDOW,
+    before_writing: Callable[[], None] = _nothing,
 ) -> Verdict:
-    facts = _FACTS_ON_POSTGRESQL if connection.dialect.name == "postgresql" else _FACTS
-    rows = connection.execute(
-        facts, {"gateway": gateway_slug, "site": site, "machine": request.machine, "badge": request.badge}
-    ).all()
+    """The verdict from :data:`_FACTS`'s ``rows``, with the further queries it needs.
+    ``before_writing`` is called before the one write it may make (a confirmation used up)."""
     holder = _holder(rows, gateway_slug, request)
     if isinstance(holder, Verdict):
         return holder
@@ -317,7 +429,9 @@ def _judge(
         if not paid.allowed:
             return Verdict(Reason.INSUFFICIENT_BALANCE, _clip(paid.message), member_id, name)
         max_minutes = paid.max_minutes
-    if rows[0][20] and not _confirmed(connection, member_id, rows[0][1], now, second_factor_window):
+    if rows[0][20] and not _confirmed(
+        connection, member_id, rows[0][1], now, second_factor_window, before_writing=before_writing
+    ):
         return Verdict(
             Reason.SECOND_FACTOR_REQUIRED,
             "Confirm in the web app that you are at this machine, then tap again.",
@@ -333,7 +447,13 @@ def _judge(
 
 
 def _confirmed(
-    connection: sa.Connection, member_id: int, machine_id: int, now: datetime, window: timedelta
+    connection: sa.Connection,
+    member_id: int,
+    machine_id: int,
+    now: datetime,
+    window: timedelta,
+    *,
+    before_writing: Callable[[], None],
 ) -> bool:
     """Whether the member confirmed being at the machine within ``window``; if so, that
     confirmation is used up."""
@@ -342,6 +462,7 @@ def _confirmed(
     ).scalar()
     if found is None:
         return False
+    before_writing()
     return rowcount(connection.execute(_USE_CONFIRMATION, {"confirmation": found, "now": now})) == 1
 
 

@@ -4,7 +4,11 @@ SQLite is the embedded default and PostgreSQL the production database; the
 same models and migrations serve both, and the tests run on both.
 """
 
+import contextlib
 import sqlite3
+import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -16,7 +20,7 @@ from alembic.config import Config
 from sqlalchemy import BigInteger, DateTime, Integer, MetaData, event
 from sqlalchemy.engine import CursorResult, Dialect, Engine, Result, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -109,8 +113,56 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _on_sqlite_connect)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
-    return sa.create_engine(parsed, **kwargs)
+    engine = sa.create_engine(parsed, **kwargs)
+    if "pool_pre_ping" not in kwargs:  # asked for (a benchmark): SQLAlchemy's own, or none
+        _ping_idle_connections(engine)
+    return engine
+
+
+PING_AFTER_IDLE_S = 1.0
+"""A pooled PostgreSQL connection idle longer than this is checked (an empty statement) before
+use; one used more recently is trusted. (SQLAlchemy's ``pool_pre_ping`` checks at every checkout:
+a round trip more for every operation.) A restart of the database leaves the connections idle at
+least while it was down, so they are checked; one that dies within the second after its last use
+(a restart quicker than that, an administrator ending backends) fails the one operation that uses
+it, and the pool then replaces every connection opened before the failure. The decision checks
+none: it retries on a new connection instead (:func:`server.access.decide`)."""
+
+_IDLE_SINCE = "atelier_idle_since"
+_unpinged = ContextVar("unpinged", default=False)
+
+
+@contextlib.contextmanager
+def unpinged_checkout() -> Iterator[None]:
+    """Check connections out within this block without the idle check: for a caller that
+    retries, on a fresh connection, a statement that finds its connection dead (the decision)."""
+    token = _unpinged.set(True)
+    try:
+        yield
+    finally:
+        _unpinged.reset(token)
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    dialect = engine.dialect
+
+    def stamp(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    def check(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if _unpinged.get() or (since is not None and time.monotonic() - since <= PING_AFTER_IDLE_S):
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            # The pool replaces this connection, and every other one opened before now (a
+            # restarted database leaves them all dead), and checks out again.
+            raise sa.exc.InvalidatePoolError(str(error)) from error
+
+    event.listen(engine, "connect", stamp)  # new: used at once without a check
+    event.listen(engine, "checkin", stamp)
+    event.listen(engine, "checkout", check)
 
 
 SessionFactory = sessionmaker[Session]
