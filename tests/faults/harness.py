@@ -28,7 +28,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -44,6 +44,7 @@ from server.db import make_engine, make_session_factory, upgrade_database
 from server.models import Gateway as GatewayRow
 from server.models import GatewayEvent, Skill, UsageSession
 from tests.faults.gateway_process import RELAY_LOG
+from tests.faults.proxy import TcpProxy
 from tests.services import ServiceUnavailable, free_port, start_mosquitto
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -592,6 +593,26 @@ class GatewayProcess:
     def badge_out(self, machine: str, badge: str) -> None:
         self.tap(machine, badge)
         self.wait_machine(machine, state="locked", relay=False, session=None)
+
+    def journal_offline(self, proxy: TcpProxy, badges: Sequence[str], at_least: int = 60) -> int:
+        """A backlog to replay: each machine granted to its badge, the network cut, running
+        stretches on every machine until ``at_least`` events wait, then every member badges
+        out. Returns the backlog."""
+        for machine, badge in zip(self.machines, badges, strict=True):
+            self.grant(machine, badge)
+        proxy.cut("drop")
+        wait_until("the gateway to see the cut", lambda: not self.state()["connected"], 10)
+        while self.state()["backlog"] < at_least:
+            for machine in self.machines:
+                self.amps(machine, WORKING_A)
+            time.sleep(0.1)
+            for machine in self.machines:
+                self.amps(machine, 0.0)
+            time.sleep(0.12)
+        for machine, badge in zip(self.machines, badges, strict=True):
+            self.badge_out(machine, badge)
+        backlog: int = self.state()["backlog"]
+        return backlog
 
 
 # The books: what the gateway sensed against what the server billed.

@@ -103,21 +103,7 @@ def test_broker_killed_mid_replay_and_restarted(killable_stack: Stack) -> None:
     proxy = stack.proxy()
     gateway = stack.gateway(2, through=proxy, running_after_s=0.04, idle_after_s=0.06)
     gateway.wait_connected()
-    badges = (AMINA, LUCAS)
-    for machine, badge in zip(gateway.machines, badges, strict=True):
-        gateway.grant(machine, badge)
-    proxy.cut("drop")
-    wait_until("the gateway to see the cut", lambda: not gateway.state()["connected"], 10)
-    while gateway.state()["backlog"] < 60:
-        for machine in gateway.machines:
-            gateway.amps(machine, WORKING_A)
-        time.sleep(0.1)
-        for machine in gateway.machines:
-            gateway.amps(machine, 0.0)
-        time.sleep(0.12)
-    for machine, badge in zip(gateway.machines, badges, strict=True):
-        gateway.badge_out(machine, badge)
-    backlog = gateway.state()["backlog"]
+    backlog = gateway.journal_offline(proxy, (AMINA, LUCAS))  # granted, cut off, running, badged out
 
     broker = stack.broker
 

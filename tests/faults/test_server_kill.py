@@ -28,7 +28,6 @@ from tests.faults.harness import (
     assert_billed_exactly_once,
     assert_relays_safe,
     relay_changes,
-    wait_until,
 )
 
 CONVERGE_S = 15
@@ -84,22 +83,7 @@ def test_server_killed_mid_replay_and_restarted(killable_stack: Stack) -> None:
     proxy = stack.proxy()
     gateway = stack.gateway(3, through=proxy, running_after_s=0.04, idle_after_s=0.06)
     gateway.wait_connected()
-    for machine, badge in zip(gateway.machines, (AMINA, LUCAS, LEA), strict=True):
-        gateway.grant(machine, badge)
-
-    proxy.cut("drop")
-    wait_until("the gateway to see the cut", lambda: not gateway.state()["connected"], 10)
-    # Offline: running stretches on every machine, then every member badges out.
-    while gateway.state()["backlog"] < 60:
-        for machine in gateway.machines:
-            gateway.amps(machine, WORKING_A)
-        time.sleep(0.1)
-        for machine in gateway.machines:
-            gateway.amps(machine, 0.0)
-        time.sleep(0.12)
-    for machine, badge in zip(gateway.machines, (AMINA, LUCAS, LEA), strict=True):
-        gateway.badge_out(machine, badge)
-    backlog = gateway.state()["backlog"]
+    backlog = gateway.journal_offline(proxy, (AMINA, LUCAS, LEA))  # granted, cut off, running, badged out
 
     server = stack.server.process
     assert server is not None
